@@ -1,0 +1,2 @@
+target "nas" "home" {
+  path = "/srv/backup"

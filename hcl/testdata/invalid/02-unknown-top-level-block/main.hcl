@@ -1,0 +1,10 @@
+target "nas" "home" {
+  path = "/srv/backup"
+}
+
+source "files" "docs" {
+  paths = ["/srv/docs"]
+}
+
+backup "nightly" {
+}

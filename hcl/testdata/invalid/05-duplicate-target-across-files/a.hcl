@@ -1,0 +1,7 @@
+target "nas" "home" {
+  path = "/srv/backup"
+}
+
+source "files" "docs" {
+  paths = ["/srv/docs"]
+}

@@ -1,0 +1,3 @@
+target "nas" "home" {
+  path = "/srv/other"
+}

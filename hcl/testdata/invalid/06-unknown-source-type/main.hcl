@@ -1,0 +1,3 @@
+source "filez" "docs" {
+  paths = ["/srv/docs"]
+}

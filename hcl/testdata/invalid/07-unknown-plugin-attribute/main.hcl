@@ -1,0 +1,4 @@
+source "files" "docs" {
+  paths   = ["/srv/docs"]
+  exlcude = ["*.tmp"]
+}

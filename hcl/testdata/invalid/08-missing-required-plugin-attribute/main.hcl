@@ -1,0 +1,3 @@
+source "files" "docs" {
+  exclude = ["*.tmp"]
+}

@@ -1,0 +1,3 @@
+source "files" "docs" {
+  paths = {dir = "/srv"}
+}

@@ -1,0 +1,7 @@
+locals {
+  root = "/srv"
+}
+
+target "nas" "home" {
+  path = local.rot
+}

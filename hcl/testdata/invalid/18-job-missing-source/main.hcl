@@ -1,0 +1,11 @@
+target "nas" "home" {
+  path = "/srv/backup"
+}
+
+source "files" "docs" {
+  paths = ["/srv/docs"]
+}
+
+job "docs" {
+  target = target.nas.home
+}

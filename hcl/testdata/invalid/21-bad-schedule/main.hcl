@@ -1,0 +1,3 @@
+policy "nightly" {
+  schedule = "daily 25:00"
+}

@@ -1,0 +1,3 @@
+policy "nightly" {
+  max_size = "10 parsecs"
+}

@@ -1,0 +1,3 @@
+policy "nightly" {
+  keep_daily = -1
+}

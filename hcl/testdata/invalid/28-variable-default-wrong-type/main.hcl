@@ -1,0 +1,4 @@
+variable "nas_uid" {
+  type    = number
+  default = "ninety-eight"
+}

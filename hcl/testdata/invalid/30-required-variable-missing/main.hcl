@@ -1,0 +1,3 @@
+variable "nas_host" {
+  type = string
+}

@@ -1,0 +1,4 @@
+source "files" "docs" {
+  for_each = 5
+  paths    = [each.value]
+}

@@ -1,0 +1,3 @@
+target "nas" "home" {
+  path = nas_path("home")
+}

@@ -1,0 +1,3 @@
+runner {
+  parallel = 0
+}

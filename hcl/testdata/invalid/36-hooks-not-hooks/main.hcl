@@ -1,0 +1,13 @@
+target "nas" "home" {
+  path = "/srv/backup"
+}
+
+source "files" "docs" {
+  paths = ["/srv/docs"]
+}
+
+job "docs" {
+  source = source.files.docs
+  target = target.nas.home
+  hooks  = [source.files.docs]
+}

@@ -1,0 +1,4 @@
+policy "nightly" {
+  keep_daily = 7
+  catch_up   = "3d"
+}

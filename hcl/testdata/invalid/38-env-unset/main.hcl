@@ -1,0 +1,3 @@
+target "nas" "home" {
+  path = env("NAS_PATH")
+}

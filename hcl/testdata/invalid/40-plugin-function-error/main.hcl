@@ -1,0 +1,4 @@
+source "files" "site" {
+  for_each = list_sites("/nonexistent/vhosts")
+  paths    = [each.value]
+}

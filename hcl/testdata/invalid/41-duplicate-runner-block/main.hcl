@@ -1,0 +1,7 @@
+runner {
+  parallel = 2
+}
+
+runner {
+  parallel = 3
+}

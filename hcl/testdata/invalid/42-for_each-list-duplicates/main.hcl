@@ -1,0 +1,4 @@
+source "files" "site" {
+  for_each = ["a", "b", "a"]
+  paths    = ["/srv/${each.value}"]
+}
