@@ -1,0 +1,246 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+
+	"github.com/backup-runner/runner/internal/logging"
+)
+
+// Exit codes, as documented in the README.
+const (
+	exitOK          = 0
+	exitError       = 1 // a configuration or runner error
+	exitChanges     = 2 // plan -detailed-exitcode: there is something to do; fmt -check: files need formatting
+	exitJobsFailed  = 3 // apply: some jobs failed
+	exitUsage       = 1 // a mistake on the command line
+	versionUnknown  = "(devel)"
+	defaultLogLevel = "warn"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = versionUnknown
+
+// exitError carries an exit code through a command's error return.
+type exitCodeError struct {
+	code int
+	err  error
+}
+
+func (e *exitCodeError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit %d", e.code)
+	}
+	return e.err.Error()
+}
+
+// silentExit ends the command with code and prints nothing more.
+func silentExit(code int) error { return &exitCodeError{code: code} }
+
+// usageError is a mistake in the command line.
+func usageError(format string, args ...any) error {
+	return &exitCodeError{code: exitUsage, err: fmt.Errorf(format, args...)}
+}
+
+// command is one subcommand. run gets the parsed globals and the remaining
+// positional arguments.
+type command struct {
+	name   string
+	args   string
+	short  string
+	long   string
+	hidden bool
+	flags  func(fs *flag.FlagSet)
+	run    func(ctx context.Context, g *globals, args []string) error
+}
+
+var commands []*command
+
+func register(c *command) { commands = append(commands, c) }
+
+func findCommand(name string) *command {
+	for _, c := range commands {
+		if c.name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+// globals are the options every command accepts, before or after its name.
+type globals struct {
+	dir       string
+	vars      stringList
+	varFiles  stringList
+	json      bool
+	verbose   bool
+	logLevel  string
+	logFormat string
+	noColor   bool
+
+	stdout, stderr io.Writer
+	log            *slog.Logger
+}
+
+func (g *globals) addFlags(fs *flag.FlagSet) {
+	fs.StringVar(&g.dir, "C", defaultConfigDir(), "configuration `directory` (all its *.hcl files)")
+	fs.Var(&g.vars, "var", "set a variable: -var `NAME=VALUE` (repeatable)")
+	fs.Var(&g.varFiles, "var-file", "read variables from an HCL `file` (repeatable)")
+	fs.BoolVar(&g.json, "json", false, "print machine-readable JSON")
+	fs.BoolVar(&g.verbose, "v", false, "verbose: log at info level (same as --log-level info)")
+	fs.StringVar(&g.logLevel, "log-level", "", "log `level`: debug, info, warn, error (default warn)")
+	fs.StringVar(&g.logFormat, "log-format", "", "log `format`: text or json (default: text on a terminal, json otherwise)")
+	fs.BoolVar(&g.noColor, "no-color", false, "no colors in logs and diagnostics")
+}
+
+func defaultConfigDir() string {
+	if d := os.Getenv("RUNNER_CONFIG_DIR"); d != "" {
+		return d
+	}
+	return "/etc/runner"
+}
+
+func (g *globals) setupLog() error {
+	level := g.logLevel
+	if level == "" {
+		level = defaultLogLevel
+		if g.verbose {
+			level = "info"
+		}
+	}
+	lv, err := logging.ParseLevel(level)
+	if err != nil {
+		return usageError("%v", err)
+	}
+	l, err := logging.New(g.stderr, logging.Options{Level: lv, Format: g.logFormat, NoColor: g.noColor})
+	if err != nil {
+		return usageError("%v", err)
+	}
+	g.log = l
+	return nil
+}
+
+func (g *globals) color() bool {
+	return !g.noColor && os.Getenv("NO_COLOR") == "" && logging.IsTerminal(g.stderr)
+}
+
+// Main runs the command line and returns the process exit code.
+func Main(args []string, stdout, stderr io.Writer) int {
+	g := &globals{stdout: stdout, stderr: stderr}
+	pre := flag.NewFlagSet("runner", flag.ContinueOnError)
+	pre.SetOutput(io.Discard)
+	g.addFlags(pre)
+	if err := pre.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printUsage(stdout)
+			return exitOK
+		}
+		fmt.Fprintf(stderr, "runner: %v\n", err)
+		printUsage(stderr)
+		return exitUsage
+	}
+	rest := pre.Args()
+	if len(rest) == 0 {
+		printUsage(stderr)
+		return exitUsage
+	}
+	if rest[0] == "help" {
+		if len(rest) > 1 {
+			if c := findCommand(rest[1]); c != nil {
+				commandFlagSet(c, g, stdout).Usage()
+				return exitOK
+			}
+		}
+		printUsage(stdout)
+		return exitOK
+	}
+	cmd := findCommand(rest[0])
+	if cmd == nil {
+		fmt.Fprintf(stderr, "runner: unknown command %q\n", rest[0])
+		printUsage(stderr)
+		return exitUsage
+	}
+	fs := commandFlagSet(cmd, g, stderr)
+	if err := fs.Parse(rest[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if err := g.setupLog(); err != nil {
+		fmt.Fprintf(stderr, "runner: %v\n", err)
+		return exitUsage
+	}
+
+	// SIGINT and SIGTERM cancel the context: running jobs stop, and what
+	// they brought up is brought down before runner exits.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	err := cmd.run(ctx, g, fs.Args())
+	if err == nil {
+		return exitOK
+	}
+	var ec *exitCodeError
+	if errors.As(err, &ec) {
+		if ec.err != nil {
+			fmt.Fprintf(stderr, "runner %s: %v\n", cmd.name, ec.err)
+		}
+		return ec.code
+	}
+	fmt.Fprintf(stderr, "runner %s: %v\n", cmd.name, err)
+	return exitError
+}
+
+func commandFlagSet(c *command, g *globals, out io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("runner "+c.name, flag.ContinueOnError)
+	fs.SetOutput(out)
+	// Globals are registered again so they may follow the command name; the
+	// values parsed before it are kept as defaults.
+	saved := *g
+	g.addFlags(fs)
+	g.dir, g.json, g.verbose, g.logLevel, g.logFormat, g.noColor = saved.dir, saved.json, saved.verbose, saved.logLevel, saved.logFormat, saved.noColor
+	g.vars, g.varFiles = saved.vars, saved.varFiles
+	if c.flags != nil {
+		c.flags(fs)
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(out, "Usage: runner %s [options] %s\n\n%s\n", c.name, c.args, c.short)
+		if c.long != "" {
+			fmt.Fprintf(out, "\n%s\n", strings.TrimSpace(c.long))
+		}
+		fmt.Fprintf(out, "\nOptions:\n")
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+func printUsage(w io.Writer) {
+	fmt.Fprintf(w, "Usage: runner [options] COMMAND [options] [args]\n\nCommands:\n")
+	visible := make([]*command, 0, len(commands))
+	for _, c := range commands {
+		if !c.hidden {
+			visible = append(visible, c)
+		}
+	}
+	sort.Slice(visible, func(i, j int) bool { return visible[i].name < visible[j].name })
+	for _, c := range visible {
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.short)
+	}
+	fmt.Fprintf(w, "\nGlobal options (before or after the command): -C DIR, -var NAME=VALUE, -var-file FILE,\n  -json, -v, --log-level LEVEL, --log-format text|json, --no-color\n\nRun 'runner help COMMAND' for a command's options.\n")
+}

@@ -1,0 +1,9 @@
+// Command runner is a declarative, plugin-driven backup and replication
+// runner. See the README for the commands and the configuration language.
+package main
+
+import "os"
+
+func main() {
+	os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr))
+}

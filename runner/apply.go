@@ -1,0 +1,358 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	config "github.com/backup-runner/runner/hcl"
+	"github.com/backup-runner/runner/internal/pathmatch"
+	"github.com/backup-runner/runner/plugins/sdk"
+	"github.com/backup-runner/runner/plugins/sdk/schema"
+)
+
+// Status is how a job's run ended.
+type Status string
+
+const (
+	StatusSuccess Status = "success"
+	StatusFailure Status = "failure"
+	StatusSkipped Status = "skipped"
+)
+
+// JobResult is what one job's run did.
+type JobResult struct {
+	Job      string        `json:"job"`
+	Status   Status        `json:"status"`
+	Reason   string        `json:"reason,omitempty"`
+	Error    string        `json:"error,omitempty"`
+	Items    int           `json:"items"`
+	Files    int64         `json:"files"`
+	Bytes    int64         `json:"bytes"`
+	Partial  bool          `json:"partial,omitempty"`
+	Warnings []string      `json:"warnings,omitempty"`
+	Notes    []string      `json:"notes,omitempty"`
+	Duration time.Duration `json:"duration_ns"`
+}
+
+// ApplyOptions steer a run.
+type ApplyOptions struct {
+	// DryRun does the read-only steps only: hooks and plugins are asked to
+	// say what they would do, targets are prepared read-only.
+	DryRun bool
+}
+
+// Apply runs the plan's jobs, at most Runner.Parallel at once. A job that
+// fails does not stop the others.
+func (e *Engine) Apply(ctx context.Context, plan *Plan, jobs []*config.Job, opts ApplyOptions) []*JobResult {
+	byName := map[string]*config.Job{}
+	for _, j := range jobs {
+		byName[j.Name] = j
+	}
+	results := make([]*JobResult, len(plan.Jobs))
+	parallel := e.Config.Runner.Parallel
+	if parallel < 1 {
+		parallel = 1
+	}
+	sem := make(chan struct{}, parallel)
+	var wg sync.WaitGroup
+	for i, jp := range plan.Jobs {
+		j := byName[jp.Job]
+		switch {
+		case j == nil:
+			results[i] = &JobResult{Job: jp.Job, Status: StatusFailure, Error: "the plan names a job that is not in the configuration"}
+			continue
+		case jp.Action == ActionSkip:
+			results[i] = &JobResult{Job: jp.Job, Status: StatusSkipped, Reason: jp.Reason}
+			continue
+		case jp.Action == ActionError:
+			results[i] = &JobResult{Job: jp.Job, Status: StatusFailure, Error: jp.Error}
+			continue
+		}
+		wg.Add(1)
+		go func(i int, j *config.Job) {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+				defer func() { <-sem }()
+			case <-ctx.Done():
+				results[i] = &JobResult{Job: j.Name, Status: StatusFailure, Error: "interrupted before it started"}
+				return
+			}
+			results[i] = e.runJob(ctx, j, opts)
+		}(i, j)
+	}
+	wg.Wait()
+	return results
+}
+
+// runJob brings up the job's hooks in order, prepares the target, captures
+// the source, then brings everything down in reverse order whatever
+// happened, with a fresh deadline so an interrupted run still cleans up.
+func (e *Engine) runJob(ctx context.Context, j *config.Job, opts ApplyOptions) *JobResult {
+	start := e.now()
+	log := e.log().With("job", j.Name)
+	res := &JobResult{Job: j.Name, Status: StatusSuccess}
+	defer func() {
+		res.Duration = e.now().Sub(start)
+		log.Info("job finished", "status", res.Status, "items", res.Items, "files", res.Files, "bytes", res.Bytes, "duration", res.Duration.Round(time.Millisecond), "error", res.Error)
+	}()
+	if j.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, j.Timeout)
+		defer cancel()
+	}
+
+	plugins := &jobPlugins{launcher: e.Plugins}
+	defer plugins.close()
+
+	env := map[string]string{"RUNNER_JOB": j.Name, "RUNNER_ROLE": string(j.Role)}
+	if opts.DryRun {
+		env["RUNNER_DRY_RUN"] = "1"
+	}
+	var up []*config.Instance
+	defer func() { e.bringDown(plugins, up, env, res, opts, log) }()
+
+	// The steps run in their own frame so that a panic is turned into a
+	// failed job before the hooks come down and see the job's status.
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				res.Status, res.Error = StatusFailure, fmt.Sprintf("internal error: %v", r)
+			}
+		}()
+		if err := e.jobSteps(ctx, j, opts, plugins, env, &up, res, log); err != nil {
+			res.Status, res.Error = StatusFailure, err.Error()
+		}
+	}()
+	return res
+}
+
+// bringDown runs Down of every hook that came up, in reverse order, with
+// the job's status. A failing down after a good run is reported, but does
+// not turn a good snapshot bad.
+func (e *Engine) bringDown(plugins *jobPlugins, up []*config.Instance, env map[string]string, res *JobResult, opts ApplyOptions, log *slog.Logger) {
+	downEnv := map[string]string{"RUNNER_STATUS": string(res.Status)}
+	for k, v := range env {
+		downEnv[k] = v
+	}
+	dctx, cancel := e.downContext()
+	defer cancel()
+	for i := len(up) - 1; i >= 0; i-- {
+		h := up[i]
+		c, err := plugins.get(dctx, schema.KindHook, h.Block.TypeName)
+		if err == nil {
+			var notes []string
+			notes, err = c.Down(dctx, sdk.HookRequest{Instance: instance(h), Env: downEnv, DryRun: opts.DryRun})
+			res.Notes = append(res.Notes, notes...)
+		}
+		if err != nil {
+			log.Error("hook down failed", "hook", h.Address, "error", err)
+			res.Warnings = append(res.Warnings, fmt.Sprintf("%s down: %v", h.Address, err))
+		}
+	}
+}
+
+// jobSteps does a job's work between its hooks: hooks up (recorded in up
+// as they succeed), target prepared and released, source captured.
+func (e *Engine) jobSteps(ctx context.Context, j *config.Job, opts ApplyOptions, plugins *jobPlugins, env map[string]string, up *[]*config.Instance, res *JobResult, log *slog.Logger) error {
+	for _, h := range jobHooks(j) {
+		c, err := plugins.get(ctx, schema.KindHook, h.Block.TypeName)
+		if err != nil {
+			return fmt.Errorf("%s: %w", h.Address, err)
+		}
+		notes, err := c.Up(ctx, sdk.HookRequest{Instance: instance(h), Env: env, DryRun: opts.DryRun})
+		res.Notes = append(res.Notes, notes...)
+		if err != nil {
+			// Up failed: the hook itself undoes a half-done up; it is not
+			// in the down list.
+			return fmt.Errorf("%s up: %w", h.Address, err)
+		}
+		*up = append(*up, h)
+		log.Debug("hook up", "hook", h.Address)
+	}
+
+	tc, err := plugins.get(ctx, schema.KindTarget, j.Target.Block.TypeName)
+	if err != nil {
+		return fmt.Errorf("%s: %w", j.Target.Address, err)
+	}
+	sess, err := tc.Prepare(ctx, instance(j.Target), opts.DryRun)
+	if err != nil {
+		return fmt.Errorf("prepare %s: %w", j.Target.Address, err)
+	}
+	defer func() {
+		dctx, cancel := e.downContext()
+		defer cancel()
+		if err := sess.Release(dctx); err != nil {
+			log.Error("target release failed", "target", j.Target.Address, "error", err)
+			res.Warnings = append(res.Warnings, fmt.Sprintf("release %s: %v", j.Target.Address, err))
+		}
+	}()
+
+	sc, err := plugins.get(ctx, schema.KindSource, j.Source.Block.TypeName)
+	if err != nil {
+		return fmt.Errorf("%s: %w", j.Source.Address, err)
+	}
+	w := &countingWriter{ctx: ctx, res: res}
+	if err := sc.Capture(ctx, instance(j.Source), w); err != nil {
+		return fmt.Errorf("capture %s: %w", j.Source.Address, err)
+	}
+	if w.err != nil {
+		return fmt.Errorf("capture %s: %w", j.Source.Address, w.err)
+	}
+	return nil
+}
+
+func (e *Engine) downContext() (context.Context, context.CancelFunc) {
+	d := e.DownTimeout
+	if d <= 0 {
+		d = 5 * time.Minute
+	}
+	return context.WithTimeout(context.Background(), d)
+}
+
+// countingWriter receives a capture. The repository that stores items is
+// not built yet, so it reads what it is given — walking trees and draining
+// streams — to prove the capture is complete and to report its size.
+type countingWriter struct {
+	ctx  context.Context
+	res  *JobResult
+	mu   sync.Mutex
+	err  error
+	done bool
+}
+
+func (w *countingWriter) Tree(item sdk.Item) error {
+	if item.Tree == nil || !filepath.IsAbs(item.Tree.Root) {
+		return fmt.Errorf("tree item %q has no absolute root", item.Name)
+	}
+	files, bytes, err := walkTree(w.ctx, item.Tree)
+	if err != nil {
+		return fmt.Errorf("read tree item %q: %w", item.Name, err)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.res.Items++
+	w.res.Files += files
+	w.res.Bytes += bytes
+	return nil
+}
+
+// walkTree goes through a tree item as the source described it: its
+// paths under its root, minus excluded entries, staying on the root's file
+// system when asked. It counts regular files and their bytes.
+func walkTree(ctx context.Context, t *sdk.TreeSpec) (files, bytes int64, err error) {
+	m, err := pathmatch.New(t.Excludes)
+	if err != nil {
+		return 0, 0, fmt.Errorf("exclude patterns: %w", err)
+	}
+	rootInfo, err := os.Stat(t.Root)
+	if err != nil {
+		return 0, 0, err
+	}
+	rootDev := deviceOf(rootInfo)
+	paths := t.Paths
+	if len(paths) == 0 {
+		paths = []string{"."}
+	}
+	for _, p := range paths {
+		err := filepath.WalkDir(filepath.Join(t.Root, p), func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if ctxErr := ctx.Err(); ctxErr != nil {
+				return ctxErr
+			}
+			rel, _ := filepath.Rel(t.Root, path)
+			if rel != "." && m.Match(filepath.ToSlash(rel), d.IsDir()) {
+				if d.IsDir() {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			if d.IsDir() && t.OneFileSystem && rel != "." {
+				if info, err := d.Info(); err == nil && deviceOf(info) != rootDev {
+					return filepath.SkipDir
+				}
+			}
+			if d.Type().IsRegular() {
+				info, err := d.Info()
+				if err != nil {
+					return err
+				}
+				files++
+				bytes += info.Size()
+			}
+			return nil
+		})
+		if err != nil {
+			return 0, 0, err
+		}
+	}
+	return files, bytes, nil
+}
+
+func deviceOf(fi fs.FileInfo) uint64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return uint64(st.Dev)
+	}
+	return 0
+}
+
+func (w *countingWriter) Stream(item sdk.Item) (sdk.StreamWriter, error) {
+	w.mu.Lock()
+	w.res.Items++
+	w.mu.Unlock()
+	return &countingStream{w: w}, nil
+}
+
+func (w *countingWriter) Done(r sdk.CaptureResult) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done {
+		return errors.New("capture reported done twice")
+	}
+	w.done = true
+	w.res.Partial = r.Partial
+	w.res.Warnings = append(w.res.Warnings, r.Warnings...)
+	return nil
+}
+
+type countingStream struct {
+	w *countingWriter
+	n int64
+}
+
+func (s *countingStream) Write(p []byte) (int, error) {
+	s.n += int64(len(p))
+	return len(p), nil
+}
+
+func (s *countingStream) Close() error {
+	s.w.mu.Lock()
+	defer s.w.mu.Unlock()
+	s.w.res.Bytes += s.n
+	return nil
+}
+
+func (s *countingStream) CloseWithError(err error) error {
+	s.w.mu.Lock()
+	defer s.w.mu.Unlock()
+	if s.w.err == nil {
+		s.w.err = err
+	}
+	return nil
+}
+
+var (
+	_ sdk.CaptureWriter = (*countingWriter)(nil)
+	_ io.Writer         = (*countingStream)(nil)
+)
