@@ -1,0 +1,221 @@
+// Package chunker cuts byte streams into content-defined chunks with a
+// FastCDC-style gear hash and normalized chunking.
+//
+// Boundaries depend only on the bytes near them, so an insertion or deletion
+// in a file moves the boundaries of the chunks around the edit and leaves the
+// others (and therefore their ids) unchanged: that is what makes deduplication
+// across snapshots work for files that change in place.
+//
+// The gear table is derived from a 32-byte seed. Unencrypted repositories use
+// the all-zero seed (DefaultSeed), so two unencrypted repositories chunk the
+// same data the same way. Encrypted repositories use a random secret seed
+// kept inside the encrypted config: with a public table an observer who can
+// see chunk (blob) sizes could test whether a repository holds a known file
+// by comparing the size sequence; a secret table makes the boundaries, and so
+// the sizes, unpredictable without the key.
+package chunker
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math/bits"
+
+	"github.com/zeebo/blake3"
+)
+
+// Limits on configurable sizes. MinLimit keeps the per-chunk overhead (index
+// entry, pack header entry, AEAD tag) small relative to the data; MaxLimit
+// bounds the memory a chunker and a blob decoder may need.
+const (
+	MinLimit = 64
+	MaxLimit = 64 << 20
+)
+
+// Default sizes: see docs/REPOSITORY.md for the reasoning.
+const (
+	DefaultMin = 256 << 10
+	DefaultAvg = 1 << 20
+	DefaultMax = 4 << 20
+)
+
+// gearContext is the input hashed (keyed by the seed) to derive the table.
+// Changing it changes every boundary in every repository: it is part of the
+// on-disk format.
+const gearContext = "runner chunker gear table v1"
+
+// normalization is FastCDC's "NC level": the mask before the normal size has
+// this many more bits than log2(avg), the mask after it this many fewer,
+// which narrows the chunk size distribution around avg.
+const normalization = 2
+
+// DefaultSeed is the gear seed of unencrypted repositories (all zero).
+var DefaultSeed [32]byte
+
+// Params configure a chunker. They are recorded in the repository config;
+// changing them for an existing repository would stop deduplication against
+// everything already stored.
+type Params struct {
+	Min, Avg, Max int
+	Seed          [32]byte
+}
+
+// DefaultParams returns the default sizes with the given seed.
+func DefaultParams(seed [32]byte) Params {
+	return Params{Min: DefaultMin, Avg: DefaultAvg, Max: DefaultMax, Seed: seed}
+}
+
+// Validate reports whether the sizes are usable: MinLimit <= Min < Avg < Max
+// <= MaxLimit and Avg a power of two (the masks are built from log2(Avg)).
+func (p Params) Validate() error {
+	switch {
+	case p.Min < MinLimit:
+		return fmt.Errorf("chunker: min %d below %d", p.Min, MinLimit)
+	case p.Max > MaxLimit:
+		return fmt.Errorf("chunker: max %d above %d", p.Max, MaxLimit)
+	case !(p.Min < p.Avg && p.Avg < p.Max):
+		return fmt.Errorf("chunker: need min < avg < max, have %d, %d, %d", p.Min, p.Avg, p.Max)
+	case p.Avg&(p.Avg-1) != 0:
+		return fmt.Errorf("chunker: avg %d is not a power of two", p.Avg)
+	case bits.TrailingZeros(uint(p.Avg)) <= normalization:
+		return fmt.Errorf("chunker: avg %d too small", p.Avg)
+	}
+	return nil
+}
+
+// Table is a prepared gear table plus masks; it is immutable and safe to
+// share between goroutines.
+type Table struct {
+	p            Params
+	gear         [256]uint64
+	maskS, maskL uint64
+}
+
+// NewTable validates p and derives its gear table.
+func NewTable(p Params) (*Table, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	h, err := blake3.NewKeyed(p.Seed[:])
+	if err != nil {
+		return nil, fmt.Errorf("chunker: %w", err)
+	}
+	_, _ = h.WriteString(gearContext)
+	var raw [256 * 8]byte
+	if _, err := io.ReadFull(h.Digest(), raw[:]); err != nil {
+		return nil, fmt.Errorf("chunker: derive gear table: %w", err)
+	}
+	t := &Table{p: p}
+	for i := range t.gear {
+		t.gear[i] = binary.LittleEndian.Uint64(raw[i*8:])
+	}
+	// The gear hash shifts left one bit per byte, so bit k of the hash depends
+	// on the last k+1 bytes only. Masks over the top bits therefore look at a
+	// 64-byte window; masks over the low bits would look at only ~20 bytes.
+	b := bits.TrailingZeros(uint(p.Avg))
+	t.maskS = topBits(b + normalization)
+	t.maskL = topBits(b - normalization)
+	return t, nil
+}
+
+func topBits(n int) uint64 { return ^uint64(0) << (64 - n) }
+
+// Params returns the parameters the table was built from.
+func (t *Table) Params() Params { return t.p }
+
+// Cut returns the length of the first chunk of data. If data holds fewer
+// than Max bytes and no boundary is found, Cut returns len(data): the caller
+// decides whether that is the end of the stream (a final short chunk) or
+// whether more input is needed.
+func (t *Table) Cut(data []byte) int {
+	n := len(data)
+	if n <= t.p.Min {
+		return n
+	}
+	if n > t.p.Max {
+		n = t.p.Max
+	}
+	normal := t.p.Avg
+	if normal > n {
+		normal = n
+	}
+	var fp uint64
+	i := t.p.Min
+	// FastCDC skips the first Min bytes entirely: boundaries there are not
+	// allowed anyway, and the 64-byte window is refilled long before Avg.
+	for ; i < normal; i++ {
+		fp = fp<<1 + t.gear[data[i]]
+		if fp&t.maskS == 0 {
+			return i + 1
+		}
+	}
+	for ; i < n; i++ {
+		fp = fp<<1 + t.gear[data[i]]
+		if fp&t.maskL == 0 {
+			return i + 1
+		}
+	}
+	return n
+}
+
+// Chunker reads a stream and returns its chunks one by one. Memory use is
+// bounded by about 2*Max regardless of the stream's length.
+type Chunker struct {
+	t     *Table
+	r     io.Reader
+	buf   []byte
+	start int // first unconsumed byte in buf
+	end   int // end of valid data in buf
+	eof   bool
+	err   error
+}
+
+// New returns a chunker reading from r.
+func New(t *Table, r io.Reader) *Chunker {
+	return &Chunker{t: t, r: r, buf: make([]byte, 2*t.p.Max)}
+}
+
+// Reset reuses the chunker (and its buffer) for a new stream.
+func (c *Chunker) Reset(r io.Reader) {
+	c.r, c.start, c.end, c.eof, c.err = r, 0, 0, false, nil
+}
+
+// Next returns the next chunk. The slice is only valid until the next call
+// to Next or Reset; callers that keep it must copy it. At the end of the
+// stream Next returns io.EOF; read errors are returned as they are.
+func (c *Chunker) Next() ([]byte, error) {
+	if c.err != nil {
+		return nil, c.err
+	}
+	for empty := 0; !c.eof && c.end-c.start < c.t.p.Max; {
+		if c.start > 0 && c.end+c.t.p.Max > len(c.buf) {
+			// Move the unconsumed tail to the front so that a whole Max-sized
+			// window fits; at most Max bytes are copied per chunk.
+			c.end = copy(c.buf, c.buf[c.start:c.end])
+			c.start = 0
+		}
+		n, err := c.r.Read(c.buf[c.end:])
+		c.end += n
+		if errors.Is(err, io.EOF) {
+			c.eof = true
+		} else if err != nil {
+			c.err = err
+			return nil, err
+		} else if n == 0 {
+			// A reader that keeps returning nothing would spin forever.
+			if empty++; empty > 100 {
+				c.err = io.ErrNoProgress
+				return nil, c.err
+			}
+		}
+	}
+	if c.start == c.end {
+		c.err = io.EOF
+		return nil, io.EOF
+	}
+	n := c.t.Cut(c.buf[c.start:c.end])
+	chunk := c.buf[c.start : c.start+n]
+	c.start += n
+	return chunk, nil
+}

@@ -1,0 +1,195 @@
+package chunker
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"math/rand"
+	"testing"
+	"testing/iotest"
+)
+
+func testParams(seed byte) Params {
+	var s [32]byte
+	s[0] = seed
+	return Params{Min: 1 << 10, Avg: 4 << 10, Max: 16 << 10, Seed: s}
+}
+
+func randomData(n int, seed int64) []byte {
+	b := make([]byte, n)
+	rand.New(rand.NewSource(seed)).Read(b)
+	return b
+}
+
+func chunkAll(t testing.TB, tab *Table, r io.Reader) [][]byte {
+	t.Helper()
+	c := New(tab, r)
+	var out [][]byte
+	for {
+		b, err := c.Next()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, bytes.Clone(b))
+	}
+}
+
+func TestValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		p    Params
+		ok   bool
+	}{
+		{"default", DefaultParams(DefaultSeed), true},
+		{"small", testParams(0), true},
+		{"min too small", Params{Min: 1, Avg: 4096, Max: 8192}, false},
+		{"max too big", Params{Min: 1024, Avg: 4096, Max: MaxLimit + 1}, false},
+		{"avg not pow2", Params{Min: 1024, Avg: 5000, Max: 8192}, false},
+		{"order", Params{Min: 8192, Avg: 4096, Max: 16384}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.p.Validate()
+			if (err == nil) != tc.ok {
+				t.Fatalf("Validate() = %v, want ok=%v", err, tc.ok)
+			}
+		})
+	}
+}
+
+func TestChunksReassembleAndRespectBounds(t *testing.T) {
+	tab, err := NewTable(testParams(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := randomData(1<<20+12345, 1)
+	// A reader returning one byte at a time exercises the refill path.
+	for _, r := range []io.Reader{bytes.NewReader(data), iotest.OneByteReader(bytes.NewReader(data))} {
+		chunks := chunkAll(t, tab, r)
+		if got := bytes.Join(chunks, nil); !bytes.Equal(got, data) {
+			t.Fatal("chunks do not reassemble to the input")
+		}
+		for i, c := range chunks {
+			if len(c) > tab.p.Max || (len(c) < tab.p.Min && i != len(chunks)-1) {
+				t.Fatalf("chunk %d has size %d outside [%d, %d]", i, len(c), tab.p.Min, tab.p.Max)
+			}
+		}
+		avg := len(data) / len(chunks)
+		if avg < tab.p.Avg/2 || avg > tab.p.Avg*2 {
+			t.Fatalf("average chunk size %d far from %d", avg, tab.p.Avg)
+		}
+	}
+}
+
+func TestDeterministicAndSeeded(t *testing.T) {
+	data := randomData(512<<10, 2)
+	a, _ := NewTable(testParams(1))
+	b, _ := NewTable(testParams(1))
+	c, _ := NewTable(testParams(2))
+	sizes := func(tab *Table) []int {
+		var s []int
+		for _, ch := range chunkAll(t, tab, bytes.NewReader(data)) {
+			s = append(s, len(ch))
+		}
+		return s
+	}
+	sa, sb, sc := sizes(a), sizes(b), sizes(c)
+	if !equalInts(sa, sb) {
+		t.Fatal("same seed gave different boundaries")
+	}
+	if equalInts(sa, sc) {
+		t.Fatal("different seeds gave identical boundaries")
+	}
+}
+
+// TestGoldenBoundaries pins the boundaries of the default-seed table: they are
+// part of the on-disk format (a change would silently stop deduplication
+// against existing repositories).
+func TestGoldenBoundaries(t *testing.T) {
+	tab, err := NewTable(testParams(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []int
+	for _, ch := range chunkAll(t, tab, bytes.NewReader(randomData(64<<10, 3))) {
+		got = append(got, len(ch))
+	}
+	want := []int{2596, 6015, 4519, 6058, 3735, 4436, 6353, 4150, 5472, 4146, 5282, 5634, 4922, 2218}
+	if !equalInts(got, want) {
+		t.Fatalf("boundaries changed: got %v, want %v", got, want)
+	}
+}
+
+func TestShiftResistance(t *testing.T) {
+	tab, _ := NewTable(testParams(1))
+	data := randomData(1<<20, 4)
+	edited := append(append(append([]byte{}, data[:300<<10]...), []byte("inserted bytes")...), data[300<<10:]...)
+	seen := map[string]bool{}
+	orig := chunkAll(t, tab, bytes.NewReader(data))
+	for _, c := range orig {
+		seen[string(c)] = true
+	}
+	shared := 0
+	for _, c := range chunkAll(t, tab, bytes.NewReader(edited)) {
+		if seen[string(c)] {
+			shared++
+		}
+	}
+	if shared < len(orig)-3 {
+		t.Fatalf("only %d of %d chunks survived a small insertion", shared, len(orig))
+	}
+}
+
+func TestReadError(t *testing.T) {
+	tab, _ := NewTable(testParams(1))
+	boom := errors.New("boom")
+	c := New(tab, iotest.ErrReader(boom))
+	if _, err := c.Next(); !errors.Is(err, boom) {
+		t.Fatalf("got %v, want boom", err)
+	}
+}
+
+func TestEmptyInput(t *testing.T) {
+	tab, _ := NewTable(testParams(1))
+	if got := chunkAll(t, tab, bytes.NewReader(nil)); len(got) != 0 {
+		t.Fatalf("got %d chunks for empty input", len(got))
+	}
+}
+
+func equalInts(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// BenchmarkChunker reports chunking throughput (MB/s) with the default sizes.
+func BenchmarkChunker(b *testing.B) {
+	tab, err := NewTable(DefaultParams(DefaultSeed))
+	if err != nil {
+		b.Fatal(err)
+	}
+	data := randomData(32<<20, 5)
+	b.SetBytes(int64(len(data)))
+	b.ResetTimer()
+	n := 0
+	c := New(tab, nil)
+	for i := 0; i < b.N; i++ {
+		c.Reset(bytes.NewReader(data))
+		for {
+			_, err := c.Next()
+			if err != nil {
+				break
+			}
+			n++
+		}
+	}
+	b.ReportMetric(float64(len(data))/float64(n/b.N)/(1<<20), "MiB/chunk")
+}
