@@ -94,31 +94,14 @@ func TestPrepareChecksThePath(t *testing.T) {
 	if err := os.WriteFile(file, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	mnt := filepath.Join(dir, "mnt")
-	elsewhere := filepath.Join(dir, "elsewhere")
-	for _, d := range []string{mnt, elsewhere} {
-		if err := os.Mkdir(d, 0o700); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// A symlink under the mount point that leads off it.
-	if err := os.Symlink(elsewhere, filepath.Join(mnt, "escape")); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Mkdir(filepath.Join(mnt, "repo"), 0o700); err != nil {
-		t.Fatal(err)
-	}
 	tests := []struct {
 		name  string
 		attrs map[string]cty.Value
 		want  string // "" means success
 	}{
 		{"existing directory", map[string]cty.Value{"path": cty.StringVal(dir)}, ""},
-		{"inside the mount", map[string]cty.Value{"path": cty.StringVal(filepath.Join(mnt, "repo")), "mount": cty.StringVal(mnt)}, ""},
-		{"missing path", map[string]cty.Value{"path": cty.StringVal("/x/missing")}, `target nas "home": path /x/missing does not exist`},
+		{"missing path", map[string]cty.Value{"path": cty.StringVal("/x/missing")}, `target nas "home": path /x/missing does not exist (set create_path = true to have it created)`},
 		{"path is a file", map[string]cty.Value{"path": cty.StringVal(file)}, "is not a directory"},
-		{"path outside the mount", map[string]cty.Value{"path": cty.StringVal(elsewhere), "mount": cty.StringVal(mnt)}, "is not inside mount"},
-		{"symlink leading off the mount", map[string]cty.Value{"path": cty.StringVal(filepath.Join(mnt, "escape")), "mount": cty.StringVal(mnt)}, "(really " + elsewhere + ") is not inside mount"},
 		{"relative path", map[string]cty.Value{"path": cty.StringVal("repo")}, "must be an absolute path"},
 	}
 	for _, tt := range tests {
@@ -137,6 +120,36 @@ func TestPrepareChecksThePath(t *testing.T) {
 				t.Fatalf("err = %v, want it to contain %q", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestCreatePathWithoutMount(t *testing.T) {
+	repo := filepath.Join(t.TempDir(), "a", "repo")
+	attrs := map[string]cty.Value{"path": cty.StringVal(repo), "create_path": cty.True}
+	if _, err := (&NAS{}).Prepare(context.Background(), instance(t, attrs), true); err == nil || !strings.Contains(err.Error(), "a read-only run does not create it") {
+		t.Fatalf("read-only Prepare with create_path: %v", err)
+	}
+	if _, err := os.Stat(repo); !os.IsNotExist(err) {
+		t.Fatalf("a read-only Prepare created path: %v", err)
+	}
+	s, err := (&NAS{}).Prepare(context.Background(), instance(t, attrs), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Release(context.Background())
+	if fi, err := os.Stat(repo); err != nil || fi.Mode().Perm() != dirPerm {
+		t.Fatalf("created path: %v, %v", fi, err)
+	}
+}
+
+// TestWriteTestLeavesNothing: a writable Prepare writes and removes its
+// test file; the repository directory is as it was.
+func TestWriteTestLeavesNothing(t *testing.T) {
+	root := t.TempDir()
+	s := prepare(t, root, false)
+	defer s.Release(context.Background())
+	if got := tree(t, root); !slices.Equal(got, []string{"./"}) {
+		t.Fatalf("after Prepare: %q", got)
 	}
 }
 
@@ -357,6 +370,13 @@ func TestUsageAndRelease(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
+	argv := func(args ...string) cty.Value {
+		vals := make([]cty.Value, len(args))
+		for i, a := range args {
+			vals[i] = cty.StringVal(a)
+		}
+		return cty.ListVal(vals)
+	}
 	expect := func(attrs map[string]cty.Value) cty.Value { return cty.ObjectVal(attrs) }
 	tests := []struct {
 		name      string
@@ -367,16 +387,29 @@ func TestValidate(t *testing.T) {
 	}{
 		{"valid", map[string]cty.Value{"path": cty.StringVal("/mnt/nas/runner"), "mount": cty.StringVal("/mnt/nas")}, nil, "", 0},
 		{"path equal to mount", map[string]cty.Value{"path": cty.StringVal("/mnt/nas"), "mount": cty.StringVal("/mnt/nas/")}, nil, "", 0},
-		{"expect is accepted but not verified yet", map[string]cty.Value{"path": cty.StringVal("/mnt/nas/r"), "mount": cty.StringVal("/mnt/nas"),
-			"expect": expect(map[string]cty.Value{"uid": cty.NumberIntVal(98), "gid": cty.NumberIntVal(401), "fstype": cty.StringVal("cifs"), "marker": cty.StringVal(".nas")})}, nil, "", 1},
+		{"expect is verified, so no warning", map[string]cty.Value{"path": cty.StringVal("/mnt/nas/r"), "mount": cty.StringVal("/mnt/nas"),
+			"expect": expect(map[string]cty.Value{"uid": cty.NumberIntVal(98), "gid": cty.NumberIntVal(401), "fstype": cty.StringVal("cifs"), "marker": cty.StringVal(".nas")})}, nil, "", 0},
+		{"all mount settings", map[string]cty.Value{"path": cty.StringVal("/mnt/nas/r"), "mount": cty.StringVal("/mnt/nas"), "mount_with": cty.StringVal("systemd"),
+			"mount_unit": cty.StringVal("mnt-nas.mount"), "mount_command": argv("/bin/true"), "umount_command": argv("/bin/true"), "mount_timeout": cty.StringVal("30s"), "create_path": cty.True}, nil, "", 0},
+		{"mount_with none", map[string]cty.Value{"path": cty.StringVal("/mnt/nas/r"), "mount": cty.StringVal("/mnt/nas"), "mount_with": cty.StringVal("none")}, nil, "", 0},
+		{"unknown mount_with", map[string]cty.Value{"path": cty.StringVal("/mnt/nas/r"), "mount": cty.StringVal("/mnt/nas"), "mount_with": cty.StringVal("automount")}, []string{"mount_with"}, `must be "mount", "systemd" or "none"`, 0},
+		{"mount_with without mount", map[string]cty.Value{"path": cty.StringVal("/r"), "mount_with": cty.StringVal("mount")}, []string{"mount_with"}, "needs mount", 0},
+		{"mount_unit without systemd", map[string]cty.Value{"path": cty.StringVal("/mnt/nas/r"), "mount": cty.StringVal("/mnt/nas"), "mount_unit": cty.StringVal("x.mount")}, []string{"mount_unit"}, `only used with mount_with = "systemd"`, 0},
+		{"mount_unit with a slash", map[string]cty.Value{"path": cty.StringVal("/mnt/nas/r"), "mount": cty.StringVal("/mnt/nas"), "mount_with": cty.StringVal("systemd"), "mount_unit": cty.StringVal("/mnt/nas")}, []string{"mount_unit"}, "systemd unit name", 0},
+		{"mount_command with none", map[string]cty.Value{"path": cty.StringVal("/mnt/nas/r"), "mount": cty.StringVal("/mnt/nas"), "mount_with": cty.StringVal("none"), "mount_command": argv("/bin/true")}, []string{"mount_command"}, `not used with mount_with = "none"`, 0},
+		{"empty umount_command", map[string]cty.Value{"path": cty.StringVal("/mnt/nas/r"), "mount": cty.StringVal("/mnt/nas"), "umount_command": cty.ListValEmpty(cty.String)}, []string{"umount_command"}, "must name a program", 0},
+		{"mount_command without mount", map[string]cty.Value{"path": cty.StringVal("/r"), "mount_command": argv("/bin/true")}, []string{"mount_command"}, "needs mount", 0},
+		{"bad mount_timeout", map[string]cty.Value{"path": cty.StringVal("/mnt/nas/r"), "mount": cty.StringVal("/mnt/nas"), "mount_timeout": cty.StringVal("soon")}, []string{"mount_timeout"}, "mount_timeout", 0},
+		{"mount is /", map[string]cty.Value{"path": cty.StringVal("/r"), "mount": cty.StringVal("/")}, []string{"mount"}, "must not be /", 0},
+		{"expect without mount", map[string]cty.Value{"path": cty.StringVal("/r"), "expect": expect(map[string]cty.Value{"uid": cty.NumberIntVal(98)})}, []string{"expect"}, "expect needs mount", 0},
 		{"missing path", map[string]cty.Value{}, []string{"path"}, "required", 0},
 		{"relative path", map[string]cty.Value{"path": cty.StringVal("runner")}, []string{"path"}, "absolute", 0},
 		{"relative mount", map[string]cty.Value{"path": cty.StringVal("/mnt/x"), "mount": cty.StringVal("mnt")}, []string{"mount"}, "absolute", 0},
 		{"path outside mount", map[string]cty.Value{"path": cty.StringVal("/mnt/nasty/r"), "mount": cty.StringVal("/mnt/nas")}, []string{"path"}, "not inside mount", 0},
-		{"negative uid", map[string]cty.Value{"path": cty.StringVal("/r"), "expect": expect(map[string]cty.Value{"uid": cty.NumberIntVal(-1)})}, []string{"expect", "uid"}, "from 0", 0},
-		{"fractional gid", map[string]cty.Value{"path": cty.StringVal("/r"), "expect": expect(map[string]cty.Value{"gid": cty.NumberFloatVal(4.5)})}, []string{"expect", "gid"}, "whole number", 0},
-		{"marker escaping the mount", map[string]cty.Value{"path": cty.StringVal("/r"), "expect": expect(map[string]cty.Value{"marker": cty.StringVal("../x")})}, []string{"expect", "marker"}, "relative to the mount point", 0},
-		{"absolute marker", map[string]cty.Value{"path": cty.StringVal("/r"), "expect": expect(map[string]cty.Value{"marker": cty.StringVal("/x")})}, []string{"expect", "marker"}, "relative", 0},
+		{"negative uid", map[string]cty.Value{"path": cty.StringVal("/m/r"), "mount": cty.StringVal("/m"), "expect": expect(map[string]cty.Value{"uid": cty.NumberIntVal(-1)})}, []string{"expect", "uid"}, "from 0", 0},
+		{"fractional gid", map[string]cty.Value{"path": cty.StringVal("/m/r"), "mount": cty.StringVal("/m"), "expect": expect(map[string]cty.Value{"gid": cty.NumberFloatVal(4.5)})}, []string{"expect", "gid"}, "whole number", 0},
+		{"marker escaping the mount", map[string]cty.Value{"path": cty.StringVal("/m/r"), "mount": cty.StringVal("/m"), "expect": expect(map[string]cty.Value{"marker": cty.StringVal("../x")})}, []string{"expect", "marker"}, "relative to the mount point", 0},
+		{"absolute marker", map[string]cty.Value{"path": cty.StringVal("/m/r"), "mount": cty.StringVal("/m"), "expect": expect(map[string]cty.Value{"marker": cty.StringVal("/x")})}, []string{"expect", "marker"}, "relative", 0},
 		{"unknown path is not judged yet", map[string]cty.Value{"path": cty.UnknownVal(cty.String)}, nil, "", 0},
 	}
 	for _, tt := range tests {

@@ -32,6 +32,7 @@ type session struct {
 	label    string
 	root     string
 	readOnly bool
+	mount    *mountRef // the mount this session uses; nil without mount
 	released atomic.Bool
 }
 
@@ -296,10 +297,19 @@ func (s *session) Usage(ctx context.Context) (sdk.Usage, error) {
 	return sdk.Usage{TotalBytes: total, FreeBytes: free, UsedBytes: -1}, nil
 }
 
-// Release ends the session. There is nothing to undo yet (no mount).
+// Release ends the session and unmounts the mount point if Prepare
+// mounted it and no other session of this process still uses it. It does
+// so whether the run succeeded or not; a mount that was there before
+// Prepare stays.
 func (s *session) Release(ctx context.Context) error {
 	if s.released.Swap(true) {
 		return fmt.Errorf("%s: session released twice", s.label)
+	}
+	if s.mount == nil {
+		return nil
+	}
+	if err := s.mount.release(ctx); err != nil {
+		return fmt.Errorf("%s: %w", s.label, err)
 	}
 	return nil
 }
