@@ -1,0 +1,441 @@
+//go:build linux
+
+package archiver
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+
+	"github.com/zeebo/blake3"
+	"golang.org/x/sys/unix"
+
+	"github.com/backup-runner/runner/internal/repo"
+)
+
+// Change cache file format (little-endian, varints as in
+// docs/REPOSITORY.md):
+//
+//	"RUNRCACH" | version u32le (= 1) | uvarint len + repository id | uvarint entry count |
+//	entries, sorted by key, keys unique |
+//	BLAKE3-256 of all the preceding bytes
+//
+//	entry: key (16 bytes) | uvarint size | varint mtime ns | varint ctime ns |
+//	       uvarint inode | uvarint device | uvarint n | n x 32-byte data blob ids |
+//	       uvarint xattr count | per xattr: uvarint len + name, uvarint len + value
+//
+// The key is the first 16 bytes of BLAKE3(absolute path): fixed-size keys
+// keep the in-memory cache at about 80 bytes per file plus 32 per chunk,
+// whatever the path lengths, and a false match would also need equal
+// size, times, inode and device.
+const (
+	cacheMagic   = "RUNRCACH"
+	cacheVersion = 1
+)
+
+// cacheEntry is one file. Content ids live in the Cache's arena (one
+// allocation for all files instead of a slice each).
+type cacheEntry struct {
+	key          [16]byte
+	size         uint64
+	mtime, ctime int64
+	ino, dev     uint64
+	off, n       uint32 // content: ids[off : off+n]
+	xa           uint32 // 0: no xattrs; else xattrs[xa-1]
+}
+
+// Cache is a change cache: for each file of a previous run, what its stat
+// looked like and which chunks it had, so that an unchanged file costs one
+// stat instead of a read. A Cache belongs to one repository.
+type Cache struct {
+	repoID string
+
+	mu     sync.Mutex
+	ents   []cacheEntry
+	ids    []repo.ID
+	xattrs [][]repo.Xattr
+	sorted bool // ents sorted by key, keys unique (lookups allowed)
+}
+
+func newCache(repoID string) *Cache { return &Cache{repoID: repoID, sorted: true} }
+
+// Len returns the number of files in the cache.
+func (c *Cache) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.freezeLocked()
+	return len(c.ents)
+}
+
+func cacheKey(path string) (k [16]byte) {
+	h := blake3.Sum256([]byte(path))
+	copy(k[:], h[:])
+	return k
+}
+
+// add records a file. Safe for concurrent use.
+func (c *Cache) add(path string, st *unix.Stat_t, ids []repo.ID, xa []repo.Xattr) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if uint64(len(c.ids))+uint64(len(ids)) > math.MaxUint32 || uint64(len(c.xattrs)) >= math.MaxUint32-1 {
+		return // absurdly large: the file is simply read next time
+	}
+	e := cacheEntry{
+		key: cacheKey(path), size: uint64(st.Size),
+		mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano(),
+		ino: uint64(st.Ino), dev: uint64(st.Dev),
+		off: uint32(len(c.ids)), n: uint32(len(ids)),
+	}
+	c.ids = append(c.ids, ids...)
+	if len(xa) > 0 {
+		c.xattrs = append(c.xattrs, xa)
+		e.xa = uint32(len(c.xattrs))
+	}
+	c.ents = append(c.ents, e)
+	c.sorted = false
+}
+
+func (c *Cache) freeze() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.freezeLocked()
+}
+
+// freezeLocked sorts the entries by key; of entries with the same key (a
+// file captured twice in one run) the last one added wins.
+func (c *Cache) freezeLocked() {
+	if c.sorted {
+		return
+	}
+	slices.SortStableFunc(c.ents, func(a, b cacheEntry) int { return bytes.Compare(a.key[:], b.key[:]) })
+	out := c.ents[:0]
+	for i, e := range c.ents {
+		if i+1 < len(c.ents) && c.ents[i+1].key == e.key {
+			continue
+		}
+		out = append(out, e)
+	}
+	c.ents = out
+	c.sorted = true
+}
+
+// lookup returns the content and xattrs of path if its cached stat matches
+// st. The cache must be frozen; lookups then need no lock.
+func (c *Cache) lookup(path string, st *unix.Stat_t) ([]repo.ID, []repo.Xattr, bool) {
+	k := cacheKey(path)
+	i, ok := slices.BinarySearchFunc(c.ents, k, func(e cacheEntry, k [16]byte) int { return bytes.Compare(e.key[:], k[:]) })
+	if !ok {
+		return nil, nil, false
+	}
+	e := &c.ents[i]
+	if e.size != uint64(st.Size) || e.mtime != st.Mtim.Nano() || e.ctime != st.Ctim.Nano() || e.ino != uint64(st.Ino) || e.dev != uint64(st.Dev) {
+		return nil, nil, false
+	}
+	var xa []repo.Xattr
+	if e.xa > 0 {
+		xa = c.xattrs[e.xa-1]
+	}
+	// The full slice expression stops an append from writing into the
+	// next file's ids.
+	return c.ids[e.off : e.off+e.n : e.off+e.n], xa, true
+}
+
+// LoadCache reads a cache file. A missing file, or one written for another
+// repository, gives an empty cache and no error (every file is read). A
+// damaged file gives an empty cache and an error the caller should log:
+// the backup still works, it only reads everything.
+func LoadCache(path, repoID string) (*Cache, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return newCache(repoID), nil
+	}
+	if err != nil {
+		return newCache(repoID), fmt.Errorf("change cache %s: %w", path, err)
+	}
+	defer func() { _ = f.Close() }()
+	fi, err := f.Stat()
+	if err != nil {
+		return newCache(repoID), fmt.Errorf("change cache %s: %w", path, err)
+	}
+	c, err := readCache(bufio.NewReaderSize(f, 256<<10), fi.Size(), repoID)
+	if err != nil {
+		return newCache(repoID), fmt.Errorf("change cache %s: %w", path, err)
+	}
+	return c, nil
+}
+
+var errCacheCorrupt = errors.New("damaged cache file")
+
+// errOtherRepo ends a read early: the cache is valid but not ours.
+var errOtherRepo = errors.New("cache of another repository")
+
+func readCache(br *bufio.Reader, size int64, repoID string) (*Cache, error) {
+	hr := &hashReader{r: br, h: blake3.New()}
+	c, err := decodeCache(hr, size, repoID)
+	if errors.Is(err, errOtherRepo) {
+		return newCache(repoID), nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	sum := hr.sum()
+	var trailer [32]byte
+	if _, err := io.ReadFull(br, trailer[:]); err != nil {
+		return nil, fmt.Errorf("%w: no checksum: %w", errCacheCorrupt, err)
+	}
+	if !bytes.Equal(sum, trailer[:]) {
+		return nil, fmt.Errorf("%w: checksum mismatch", errCacheCorrupt)
+	}
+	if _, err := br.ReadByte(); !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%w: trailing bytes", errCacheCorrupt)
+	}
+	return c, nil
+}
+
+func decodeCache(hr *hashReader, size int64, repoID string) (*Cache, error) {
+	var magic [8]byte
+	if err := hr.full(magic[:]); err != nil || string(magic[:]) != cacheMagic {
+		return nil, fmt.Errorf("%w: bad magic", errCacheCorrupt)
+	}
+	var v [4]byte
+	if err := hr.full(v[:]); err != nil {
+		return nil, fmt.Errorf("%w: %w", errCacheCorrupt, err)
+	}
+	if ver := binary.LittleEndian.Uint32(v[:]); ver != cacheVersion {
+		return nil, fmt.Errorf("unsupported cache version %d", ver)
+	}
+	id, err := hr.bytes(256)
+	if err != nil {
+		return nil, err
+	}
+	if string(id) != repoID {
+		return nil, errOtherRepo
+	}
+	count, err := hr.uvarint()
+	if err != nil {
+		return nil, err
+	}
+	// An entry takes at least 24 bytes: do not let a damaged count
+	// allocate more than the file could hold.
+	if count > uint64(size)/24 {
+		return nil, fmt.Errorf("%w: %d entries cannot fit in %d bytes", errCacheCorrupt, count, size)
+	}
+	c := newCache(repoID)
+	c.ents = make([]cacheEntry, 0, count)
+	for range count {
+		var e cacheEntry
+		if err := hr.full(e.key[:]); err != nil {
+			return nil, fmt.Errorf("%w: %w", errCacheCorrupt, err)
+		}
+		var f [6]uint64 // size, mtime, ctime, inode, device, id count
+		for i := range f {
+			if f[i], err = hr.uvarint(); err != nil {
+				return nil, err
+			}
+		}
+		e.size, e.ino, e.dev = f[0], f[3], f[4]
+		e.mtime, e.ctime = unzigzag(f[1]), unzigzag(f[2])
+		n := f[5]
+		if n > uint64(size)/32 || uint64(len(c.ids))+n > math.MaxUint32 {
+			return nil, fmt.Errorf("%w: %d chunk ids", errCacheCorrupt, n)
+		}
+		e.off, e.n = uint32(len(c.ids)), uint32(n)
+		for range n {
+			var id repo.ID
+			if err := hr.full(id[:]); err != nil {
+				return nil, fmt.Errorf("%w: %w", errCacheCorrupt, err)
+			}
+			c.ids = append(c.ids, id)
+		}
+		nx, err := hr.uvarint()
+		if err != nil {
+			return nil, err
+		}
+		if nx > uint64(size)/2 {
+			return nil, fmt.Errorf("%w: %d xattrs", errCacheCorrupt, nx)
+		}
+		if nx > 0 {
+			xa := make([]repo.Xattr, 0, nx)
+			for range nx {
+				name, err := hr.bytes(64 << 10)
+				if err != nil {
+					return nil, err
+				}
+				val, err := hr.bytes(64 << 20)
+				if err != nil {
+					return nil, err
+				}
+				xa = append(xa, repo.Xattr{Name: string(name), Value: val})
+			}
+			c.xattrs = append(c.xattrs, xa)
+			e.xa = uint32(len(c.xattrs))
+		}
+		if k := len(c.ents); k > 0 && bytes.Compare(c.ents[k-1].key[:], e.key[:]) >= 0 {
+			return nil, fmt.Errorf("%w: entries out of order", errCacheCorrupt)
+		}
+		c.ents = append(c.ents, e)
+	}
+	return c, nil
+}
+
+func unzigzag(u uint64) int64 { return int64(u>>1) ^ -int64(u&1) }
+
+// hashReader reads through a bufio.Reader and hashes what it consumes.
+// Bytes are hashed in batches: a hash call per varint byte would cost more
+// than the parsing.
+type hashReader struct {
+	r       *bufio.Reader
+	h       *blake3.Hasher
+	pending []byte
+}
+
+func (h *hashReader) flush() {
+	_, _ = h.h.Write(h.pending)
+	h.pending = h.pending[:0]
+}
+
+func (h *hashReader) sum() []byte {
+	h.flush()
+	return h.h.Sum(nil)
+}
+
+func (h *hashReader) ReadByte() (byte, error) {
+	b, err := h.r.ReadByte()
+	if err != nil {
+		return 0, err
+	}
+	h.pending = append(h.pending, b)
+	if len(h.pending) >= 4096 {
+		h.flush()
+	}
+	return b, nil
+}
+
+func (h *hashReader) full(p []byte) error {
+	h.flush()
+	if _, err := io.ReadFull(h.r, p); err != nil {
+		return err
+	}
+	_, _ = h.h.Write(p)
+	return nil
+}
+
+func (h *hashReader) uvarint() (uint64, error) {
+	v, err := binary.ReadUvarint(h)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %w", errCacheCorrupt, err)
+	}
+	return v, nil
+}
+
+func (h *hashReader) bytes(limit uint64) ([]byte, error) {
+	n, err := h.uvarint()
+	if err != nil {
+		return nil, err
+	}
+	if n > limit {
+		return nil, fmt.Errorf("%w: field of %d bytes", errCacheCorrupt, n)
+	}
+	b := make([]byte, n)
+	if err := h.full(b); err != nil {
+		return nil, fmt.Errorf("%w: %w", errCacheCorrupt, err)
+	}
+	return b, nil
+}
+
+// Save writes the cache to path atomically: a temporary file in the same
+// directory, fsync, rename, fsync of the directory. A crash leaves the old
+// cache or the new one, never a mix (and a torn file would fail its
+// checksum anyway).
+func (c *Cache) Save(path string) (err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.freezeLocked()
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("save change cache: %w", err)
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("save change cache: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = f.Close()
+			_ = os.Remove(f.Name())
+		}
+	}()
+	h := blake3.New()
+	w := bufio.NewWriterSize(io.MultiWriter(f, h), 256<<10)
+	c.encode(w)
+	if err = w.Flush(); err != nil {
+		return fmt.Errorf("save change cache: %w", err)
+	}
+	if _, err = f.Write(h.Sum(nil)); err != nil {
+		return fmt.Errorf("save change cache: %w", err)
+	}
+	if err = f.Sync(); err != nil {
+		return fmt.Errorf("save change cache: fsync: %w", err)
+	}
+	if err = f.Close(); err != nil {
+		return fmt.Errorf("save change cache: %w", err)
+	}
+	if err = os.Rename(f.Name(), path); err != nil {
+		return fmt.Errorf("save change cache: %w", err)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("save change cache: fsync directory: %w", err)
+	}
+	defer func() { _ = d.Close() }()
+	if err = d.Sync(); err != nil {
+		return fmt.Errorf("save change cache: fsync directory: %w", err)
+	}
+	return nil
+}
+
+// encode writes everything but the checksum. Write errors surface at the
+// bufio.Writer's Flush.
+func (c *Cache) encode(w *bufio.Writer) {
+	var b []byte
+	b = append(b, cacheMagic...)
+	b = binary.LittleEndian.AppendUint32(b, cacheVersion)
+	b = binary.AppendUvarint(b, uint64(len(c.repoID)))
+	b = append(b, c.repoID...)
+	b = binary.AppendUvarint(b, uint64(len(c.ents)))
+	_, _ = w.Write(b)
+	for i := range c.ents {
+		e := &c.ents[i]
+		b = append(b[:0], e.key[:]...)
+		b = binary.AppendUvarint(b, e.size)
+		b = binary.AppendVarint(b, e.mtime)
+		b = binary.AppendVarint(b, e.ctime)
+		b = binary.AppendUvarint(b, e.ino)
+		b = binary.AppendUvarint(b, e.dev)
+		b = binary.AppendUvarint(b, uint64(e.n))
+		for _, id := range c.ids[e.off : e.off+e.n] {
+			b = append(b, id[:]...)
+		}
+		var xa []repo.Xattr
+		if e.xa > 0 {
+			xa = c.xattrs[e.xa-1]
+		}
+		b = binary.AppendUvarint(b, uint64(len(xa)))
+		for _, x := range xa {
+			b = binary.AppendUvarint(b, uint64(len(x.Name)))
+			b = append(b, x.Name...)
+			b = binary.AppendUvarint(b, uint64(len(x.Value)))
+			b = append(b, x.Value...)
+		}
+		_, _ = w.Write(b)
+	}
+}

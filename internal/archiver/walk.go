@@ -1,0 +1,474 @@
+//go:build linux
+
+package archiver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/backup-runner/runner/internal/pathmatch"
+	"github.com/backup-runner/runner/internal/repo"
+	"github.com/backup-runner/runner/internal/repo/chunker"
+)
+
+// fileQueue is the capacity of the walker -> file worker channel. It lets
+// the walker run a little ahead (so workers never wait for a stat) while
+// keeping the number of listed-but-unread files, and their memory, small.
+const fileQueue = 64
+
+// dirQueue is the capacity of the walker -> tree saver channel.
+const dirQueue = 64
+
+// dirState is a directory being captured: its own node (metadata), one
+// slot per listed child, and a count of children still being read.
+//
+// Slots are filled by whoever captures the child: the walker (symlinks,
+// devices, cached files), a file worker or chunk saver (read files), the
+// tree saver (subdirectories, always before the parent because the walker
+// queues directories in post-order). A slot left with Type 0 is an entry
+// that was excluded or could not be read, and is left out of the tree.
+type dirState struct {
+	parent   *dirState
+	index    int    // slot in parent
+	rel      string // path relative to the item root, for messages
+	node     repo.Node
+	children []repo.Node
+	// pending counts files of this directory still being read, plus one
+	// held by the walker until it has listed everything; done is closed
+	// when it reaches zero.
+	pending atomic.Int64
+	done    chan struct{}
+}
+
+func newDirState(parent *dirState, index int, rel string, node repo.Node, n int) *dirState {
+	d := &dirState{parent: parent, index: index, rel: rel, node: node, children: make([]repo.Node, n), done: make(chan struct{})}
+	d.pending.Store(1)
+	return d
+}
+
+func (d *dirState) release() {
+	if d.pending.Add(-1) == 0 {
+		close(d.done)
+	}
+}
+
+// fileJob is a regular file for a file worker.
+type fileJob struct {
+	parent *dirState
+	index  int
+	abs    string
+	name   string
+}
+
+// treeRun is one Tree call: its goroutines and their shared state.
+type treeRun struct {
+	a      *Archiver
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	root   string
+	sel    *selection
+	match  *pathmatch.Matcher
+	oneFS  bool
+
+	files chan *fileJob
+	dirs  chan *dirState
+	pool  *chunkPool
+
+	size     atomic.Uint64 // bytes of the files of this item
+	rootTree repo.ID       // set by the tree saver from the top state
+
+	// direntBuf is the walker's getdents buffer.
+	direntBuf []byte
+}
+
+func (a *Archiver) newTreeRun(ctx context.Context, spec TreeSpec) (*treeRun, error) {
+	if !filepath.IsAbs(spec.Root) {
+		return nil, fmt.Errorf("root %q is not an absolute path", spec.Root)
+	}
+	sel, err := newSelection(spec.Paths)
+	if err != nil {
+		return nil, err
+	}
+	m, err := pathmatch.New(spec.Excludes)
+	if err != nil {
+		return nil, fmt.Errorf("exclude patterns: %w", err)
+	}
+	t := &treeRun{
+		a:     a,
+		root:  filepath.Clean(spec.Root),
+		sel:   sel,
+		match: m,
+		oneFS: spec.OneFileSystem,
+		files: make(chan *fileJob, fileQueue),
+		dirs:  make(chan *dirState, dirQueue),
+	}
+	t.ctx, t.cancel = context.WithCancelCause(ctx)
+	return t, nil
+}
+
+// fail records a fatal error and stops every goroutine of the run. The
+// first cause wins.
+func (t *treeRun) fail(err error) { t.cancel(err) }
+
+// err returns the run's fatal error, if any.
+func (t *treeRun) err() error {
+	if t.ctx.Err() == nil {
+		return nil
+	}
+	return context.Cause(t.ctx)
+}
+
+// run starts the walker, the file workers, the chunk savers and the tree
+// saver, and waits for all of them. Every goroutine selects on t.ctx, so a
+// fatal error anywhere (or the caller's cancellation) stops them all; run
+// returns only when none is left.
+func (t *treeRun) run() (repo.ID, uint64, error) {
+	defer t.cancel(nil)
+	a := t.a
+	t.pool = newChunkPool(t.ctx, a, t.fail, a.chunkBufs)
+
+	var workers sync.WaitGroup
+	for range a.workers {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			t.fileWorker()
+		}()
+	}
+	saverDone := make(chan struct{})
+	go func() {
+		defer close(saverDone)
+		t.treeSaver()
+	}()
+	walkErr := t.walk()
+	// The walker owns both queues: closing them lets the workers and the
+	// tree saver finish what is queued and return.
+	close(t.files)
+	close(t.dirs)
+	workers.Wait()
+	t.pool.close() // no worker can hand over chunks any more
+	<-saverDone
+	if walkErr != nil {
+		t.fail(walkErr)
+	}
+	if err := t.err(); err != nil {
+		return repo.ID{}, 0, err
+	}
+	if t.rootTree.IsZero() {
+		// Cannot happen unless a goroutine returned early without failing.
+		return repo.ID{}, 0, errors.New("internal error: no root tree")
+	}
+	return t.rootTree, t.size.Load(), nil
+}
+
+// walk captures the root: a directory is walked, anything else becomes the
+// single node of the item. The root is stat'ed following symlinks.
+func (t *treeRun) walk() error {
+	var st unix.Stat_t
+	if err := unix.Stat(t.root, &st); err != nil {
+		return fmt.Errorf("root %s: %w", t.root, err)
+	}
+	top := newDirState(nil, 0, "", repo.Node{}, 1)
+	node := t.a.nodeFromStat(rootName(t.root), &st)
+	if isDir(&st) {
+		// For the root, walkDir fails instead of counting it unreadable:
+		// an item without its root is not a partial backup but none.
+		if err := t.walkDir(top, 0, node, t.root, "", t.sel, uint64(st.Dev), true); err != nil {
+			return err
+		}
+	} else if err := t.entry(top, 0, -1, node.Name, &st, t.root, "", selectAll, uint64(st.Dev), false); err != nil {
+		return err
+	}
+	top.release()
+	return t.queueDir(top)
+}
+
+// queueDir hands a listed directory to the tree saver.
+func (t *treeRun) queueDir(d *dirState) error {
+	select {
+	case t.dirs <- d:
+		return nil
+	case <-t.ctx.Done():
+		return context.Cause(t.ctx)
+	}
+}
+
+// walkDir lists a directory and captures its entries; subdirectories are
+// walked recursively, so directories reach the tree saver in post-order.
+// The directory is stat'ed by the caller (one stat per entry); its
+// descriptor is closed before the walker descends, so the walk holds one
+// open directory at a time however deep the tree is.
+func (t *treeRun) walkDir(parent *dirState, index int, node repo.Node, abs, rel string, sel *selection, refDev uint64, isRoot bool) error {
+	flags := unix.O_RDONLY | unix.O_DIRECTORY
+	if !isRoot {
+		// A directory swapped for a symlink since the stat must not lead
+		// the walk out of the tree.
+		flags |= unix.O_NOFOLLOW
+	}
+	fd, err := openNoAtime(abs, flags)
+	if err != nil {
+		if isRoot {
+			return fmt.Errorf("root %s: %w", abs, err)
+		}
+		if errors.Is(err, unix.ENOENT) {
+			t.a.warn("vanished during the backup", abs, nil)
+		} else {
+			t.a.unreadableEntry(abs, fmt.Errorf("open directory: %w", err))
+		}
+		return nil
+	}
+	if xa, err := fdXattrs(fd); err != nil {
+		t.a.warn("cannot read extended attributes", abs, err)
+	} else {
+		node.Xattrs = xa
+	}
+	var names []string
+	if sel.all {
+		names, err = t.readNames(fd)
+		if err != nil {
+			_ = unix.Close(fd)
+			if isRoot {
+				return fmt.Errorf("root %s: %w", abs, err)
+			}
+			t.a.unreadableEntry(abs, fmt.Errorf("list directory: %w", err))
+			return nil
+		}
+	} else {
+		names = sel.names()
+	}
+	d := newDirState(parent, index, rel, node, len(names))
+	// First pass, with the directory open: stat everything, capture
+	// non-directories. Second pass, closed: descend.
+	type sub struct {
+		i   int
+		st  unix.Stat_t
+		sel *selection
+	}
+	var subdirs []sub
+	for i, name := range names {
+		var cst unix.Stat_t
+		if err := unix.Fstatat(fd, name, &cst, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			cabs := join(abs, name)
+			switch {
+			case !sel.all:
+				// An explicitly chosen path is missing: that is the
+				// operator's business to hear about.
+				t.a.unreadableEntry(cabs, err)
+			case errors.Is(err, unix.ENOENT):
+				t.a.warn("vanished during the backup", cabs, nil)
+			default:
+				t.a.unreadableEntry(cabs, err)
+			}
+			continue
+		}
+		csel := sel.child(name)
+		if isDir(&cst) {
+			subdirs = append(subdirs, sub{i, cst, csel})
+			continue
+		}
+		if err := t.entry(d, i, fd, name, &cst, join(abs, name), joinRel(rel, name), csel, refDev, !sel.all); err != nil {
+			_ = unix.Close(fd)
+			return err
+		}
+	}
+	_ = unix.Close(fd)
+	for _, s := range subdirs {
+		name := names[s.i]
+		if err := t.entry(d, s.i, -1, name, &s.st, join(abs, name), joinRel(rel, name), s.sel, refDev, !sel.all); err != nil {
+			return err
+		}
+	}
+	d.release()
+	return t.queueDir(d)
+}
+
+// entry captures one directory entry into slot i of parent. explicit says
+// the entry was named in TreeSpec.Paths (or is on the way to one): it is
+// not subject to OneFileSystem, and starts a new reference device.
+func (t *treeRun) entry(parent *dirState, i int, dirfd int, name string, st *unix.Stat_t, abs, rel string, sel *selection, refDev uint64, explicit bool) error {
+	a := t.a
+	if rel != "" && !t.match.Empty() && t.match.Match(rel, isDir(st)) {
+		a.excluded.Add(1)
+		return nil
+	}
+	if isReg(st) && sel.all {
+		// The node is made by fromCache on a hit, else by the worker from
+		// the stat of the open file.
+		if t.fromCache(parent, i, abs, name, st) {
+			return nil
+		}
+		parent.pending.Add(1)
+		select {
+		case t.files <- &fileJob{parent: parent, index: i, abs: abs, name: name}:
+			return nil
+		case <-t.ctx.Done():
+			return context.Cause(t.ctx)
+		}
+	}
+	node := a.nodeFromStat(name, st)
+	switch node.Type {
+	case repo.NodeDir:
+		if explicit {
+			refDev = uint64(st.Dev)
+		} else if t.oneFS && uint64(st.Dev) != refDev {
+			a.skippedMounts.Add(1)
+			a.warn("on another file system; not descending (one_file_system)", abs, nil)
+			return nil
+		}
+		return t.walkDir(parent, i, node, abs, rel, sel, refDev, false)
+	}
+	if !sel.all {
+		// TreeSpec.Paths named something below this entry, which is not a
+		// directory: the chosen path does not exist.
+		a.unreadableEntry(abs, fmt.Errorf("paths below it were chosen, but it is a %s", node.Type))
+		return nil
+	}
+	if node.Type == repo.NodeSymlink {
+		target, err := readlink(dirfd, name, abs)
+		if err != nil {
+			a.unreadableEntry(abs, fmt.Errorf("readlink: %w", err))
+			return nil
+		}
+		node.LinkTarget = target
+	}
+	if xa, err := pathXattrs(abs); err != nil {
+		a.warn("cannot read extended attributes", abs, err)
+	} else {
+		node.Xattrs = xa
+	}
+	parent.children[i] = node
+	return nil
+}
+
+func readlink(dirfd int, name, abs string) (string, error) {
+	if dirfd < 0 {
+		return os.Readlink(abs)
+	}
+	buf := make([]byte, 256)
+	for {
+		n, err := unix.Readlinkat(dirfd, name, buf)
+		if err != nil {
+			return "", err
+		}
+		if n < len(buf) {
+			return string(buf[:n]), nil
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+}
+
+// readNames lists a directory with getdents into a reused buffer, sorted
+// bytewise so that the walk (and so the order of work) is deterministic.
+func (t *treeRun) readNames(fd int) ([]string, error) {
+	if t.direntBuf == nil {
+		t.direntBuf = make([]byte, 64<<10)
+	}
+	var names []string
+	for {
+		n, err := retryEINTR(func() (int, error) { return unix.Getdents(fd, t.direntBuf) })
+		if err != nil {
+			return nil, err
+		}
+		if n <= 0 {
+			break
+		}
+		_, _, names = unix.ParseDirent(t.direntBuf[:n], -1, names)
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
+func join(abs, name string) string {
+	if abs == "/" {
+		return "/" + name
+	}
+	return abs + "/" + name
+}
+
+func joinRel(rel, name string) string {
+	if rel == "" {
+		return name
+	}
+	return rel + "/" + name
+}
+
+// treeSaver finishes directories in the order the walker queued them
+// (post-order): it waits until every file of the directory is read, saves
+// the tree, and puts the directory's node into its parent's slot.
+func (t *treeRun) treeSaver() {
+	a := t.a
+	for d := range t.dirs {
+		select {
+		case <-d.done:
+		case <-t.ctx.Done():
+			return
+		}
+		nodes := d.children[:0]
+		for _, n := range d.children {
+			if n.Type != 0 {
+				nodes = append(nodes, n)
+			}
+		}
+		b, err := repo.EncodeTree(nodes)
+		if err != nil {
+			t.fail(fmt.Errorf("directory %s: %w", d.node.Name, err))
+			return
+		}
+		id, added, err := a.r.SaveBlob(t.ctx, repo.TreeBlob, b)
+		if err != nil {
+			t.fail(fmt.Errorf("save tree of %s: %w", pathForMsg(t.root, d.rel), err))
+			return
+		}
+		if added {
+			a.added.Add(uint64(len(b)))
+		}
+		d.children = nil
+		if d.parent == nil {
+			t.rootTree = id
+			continue
+		}
+		d.node.Subtree = id
+		d.parent.children[d.index] = d.node
+		a.dirs.Add(1)
+	}
+}
+
+func pathForMsg(root, rel string) string {
+	if rel == "" {
+		return root
+	}
+	return join(root, rel)
+}
+
+// fileWorker reads the files the walker queues. Each worker has its own
+// chunker, so the chunker's buffer (2 x the largest chunk) is reused from
+// file to file; it is made on the first file, because a run with an
+// up-to-date cache reads none and zeroing it would be most of the work.
+func (t *treeRun) fileWorker() {
+	var c *chunker.Chunker
+	for {
+		select {
+		case <-t.ctx.Done():
+			return
+		case j, ok := <-t.files:
+			if !ok {
+				return
+			}
+			if c == nil {
+				c = chunker.New(t.a.r.ChunkerTable(), nil)
+			}
+			if err := t.saveFile(c, j); err != nil {
+				t.fail(err)
+				return
+			}
+		}
+	}
+}
