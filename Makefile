@@ -70,10 +70,18 @@ fuzz:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./hcl/ ./policies/
 
-# The README's first command: validate and plan the bundled example.
+# The README's first command: the bundled example end to end. It keeps its
+# repository in /tmp/runner-demo (rm -rf it to start over).
+DEMO := bin/runner -C examples/demo
 demo: build
-	bin/runner -C examples/demo validate
-	bin/runner -C examples/demo plan
+	$(DEMO) validate
+	$(DEMO) plan
+	test -f /tmp/runner-demo/nas/config || $(DEMO) init target.nas.local
+	$(DEMO) apply
+	$(DEMO) snapshots 'settings["/etc/apt"]'
+	rm -rf /tmp/runner-demo/restore
+	$(DEMO) restore 'settings["/etc/apt"]' --to /tmp/runner-demo/restore
+	diff -r /etc/apt /tmp/runner-demo/restore/apt && echo "demo: the restored /etc/apt is identical to the original"
 
 clean:
 	rm -rf bin

@@ -81,6 +81,14 @@ job "site" {
   hooks  = [hook.exec.around]
 }
 `, rec("vpnup"), rec("vpndown"), ln.Addr().String(), rec("before"), rec("after"), rec("always"), nas, site)})
+	mustInit(t, dir)
+	// init brought the target's VPN up and down too; start the log afresh.
+	if got := strings.Join(readLog(t, logf), " "); got != "vpnup- vpndown-success" {
+		t.Fatalf("init ran hooks: %s", got)
+	}
+	if err := os.Remove(logf); err != nil {
+		t.Fatal(err)
+	}
 
 	r := runner(t, nil, "-C", dir, "apply")
 	if r.code != 0 {
@@ -129,6 +137,7 @@ job "bad" {
   hooks  = [hook.exec.broken]
 }
 `, nas, site)})
+	mustInit(t, dir)
 	r := runner(t, nil, "-C", dir, "apply")
 	if r.code != 3 {
 		t.Fatalf("want exit 3: %s", r)
@@ -163,6 +172,7 @@ job "site" {
   target = target.nas.home
 }
 `, crash, sha256File(t, crash), nas, site)})
+	mustInit(t, dir)
 	r := runner(t, nil, "-C", dir, "apply")
 	if r.code != 3 {
 		t.Fatalf("want exit 3: %s", r)
@@ -215,6 +225,7 @@ job "s" {
   hooks  = [hook.exec.noop]
 }
 `, slow, sha256File(t, slow), t.TempDir())})
+			mustInit(t, dir)
 			cmd := runnerCmd(dir, "SLOWPLUGIN_READY_DIR="+ready)
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
@@ -249,5 +260,13 @@ job "s" {
 				time.Sleep(50 * time.Millisecond)
 			}
 		})
+	}
+}
+
+// mustInit creates the repository on target.nas.home of the config in dir.
+func mustInit(t *testing.T, dir string) {
+	t.Helper()
+	if r := runner(t, nil, "-C", dir, "init", "target.nas.home"); r.code != 0 {
+		t.Fatalf("init: %s", r)
 	}
 }

@@ -13,7 +13,10 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 var (
@@ -91,9 +94,19 @@ func (r result) String() string {
 	return fmt.Sprintf("exit %d\n--- stdout\n%s--- stderr\n%s", r.code, r.stdout, r.stderr)
 }
 
+// writeConfig writes a config directory. Unless a file has a runner block,
+// it adds one with a state_dir of its own, so tests never write to
+// /var/lib/runner.
 func writeConfig(t *testing.T, files map[string]string) string {
 	t.Helper()
 	dir := t.TempDir()
+	hasRunner := false
+	for _, content := range files {
+		hasRunner = hasRunner || strings.Contains(content, "runner {")
+	}
+	if !hasRunner {
+		files["state.hcl"] = fmt.Sprintf("runner {\n  state_dir = %q\n}\n", t.TempDir())
+	}
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
 			t.Fatal(err)
@@ -127,4 +140,10 @@ func runnerCmd(dir string, env ...string) *exec.Cmd {
 	cmd := exec.Command(runnerBin, "-C", dir, "apply")
 	cmd.Env = append(baseEnv(), env...)
 	return cmd
+}
+
+// utimesNoFollow sets a path's access and modification times without
+// following a final symlink.
+func utimesNoFollow(path string, ts []syscall.Timespec) error {
+	return unix.UtimesNanoAt(unix.AT_FDCWD, path, []unix.Timespec{unix.Timespec(ts[0]), unix.Timespec(ts[1])}, unix.AT_SYMLINK_NOFOLLOW)
 }

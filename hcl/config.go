@@ -84,6 +84,10 @@ type Instance struct {
 	// MinFreeRatio (targets): free space must be at least this many times
 	// the largest quota of the jobs on the target; 0 disables the check.
 	MinFreeRatio float64
+	// PasswordFile (targets): the file holding the repository passphrase;
+	// "" means the repository is not encrypted. Relative paths are
+	// relative to the configuration directory.
+	PasswordFile string
 }
 
 // Policy is a policy block, parsed.

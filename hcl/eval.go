@@ -94,7 +94,7 @@ type evaluator struct {
 
 var metaSchemas = map[string]*hcl.BodySchema{
 	"source": {Attributes: []hcl.AttributeSchema{{Name: "for_each"}}},
-	"target": {Attributes: []hcl.AttributeSchema{{Name: "hooks"}, {Name: "min_free_ratio"}}},
+	"target": {Attributes: []hcl.AttributeSchema{{Name: "hooks"}, {Name: "min_free_ratio"}, {Name: "password_file"}}},
 	"hook":   {},
 	"notify": {},
 }
@@ -780,6 +780,14 @@ func withAddress(v cty.Value, addr string) cty.Value {
 func (e *evaluator) evalTargetMeta(n *node, in *Instance, ctx *hcl.EvalContext) {
 	if a := n.meta.Attributes["hooks"]; a != nil {
 		in.Hooks = e.evalRefList(a, ctx, "hook")
+	}
+	if a := n.meta.Attributes["password_file"]; a != nil {
+		if p, ok := e.evalString(a, ctx); ok {
+			if !filepath.IsAbs(p) {
+				p = filepath.Join(e.m.Dir, p)
+			}
+			in.PasswordFile = p
+		}
 	}
 	if a := n.meta.Attributes["min_free_ratio"]; a != nil {
 		v, ok := e.evalNumber(a, ctx)

@@ -30,17 +30,20 @@ const (
 
 // JobResult is what one job's run did.
 type JobResult struct {
-	Job      string        `json:"job"`
-	Status   Status        `json:"status"`
-	Reason   string        `json:"reason,omitempty"`
-	Error    string        `json:"error,omitempty"`
-	Items    int           `json:"items"`
-	Files    int64         `json:"files"`
-	Bytes    int64         `json:"bytes"`
-	Partial  bool          `json:"partial,omitempty"`
-	Warnings []string      `json:"warnings,omitempty"`
-	Notes    []string      `json:"notes,omitempty"`
-	Duration time.Duration `json:"duration_ns"`
+	Job      string `json:"job"`
+	Status   Status `json:"status"`
+	Reason   string `json:"reason,omitempty"`
+	Error    string `json:"error,omitempty"`
+	Snapshot string `json:"snapshot,omitempty"`
+	Items    int    `json:"items"`
+	Files    int64  `json:"files"`
+	Bytes    int64  `json:"bytes"`
+	// AddedBytes is how much new data the snapshot added to the repository.
+	AddedBytes int64         `json:"added_bytes"`
+	Partial    bool          `json:"partial,omitempty"`
+	Warnings   []string      `json:"warnings,omitempty"`
+	Notes      []string      `json:"notes,omitempty"`
+	Duration   time.Duration `json:"duration_ns"`
 }
 
 // ApplyOptions steer a run.
@@ -63,6 +66,7 @@ func (e *Engine) Apply(ctx context.Context, plan *Plan, jobs []*config.Job, opts
 		parallel = 1
 	}
 	sem := make(chan struct{}, parallel)
+	pool := newTargetPool(e, opts.DryRun)
 	var wg sync.WaitGroup
 	for i, jp := range plan.Jobs {
 		j := byName[jp.Job]
@@ -87,7 +91,7 @@ func (e *Engine) Apply(ctx context.Context, plan *Plan, jobs []*config.Job, opts
 				results[i] = &JobResult{Job: j.Name, Status: StatusFailure, Error: "interrupted before it started"}
 				return
 			}
-			results[i] = e.runJob(ctx, j, opts)
+			results[i] = e.runJob(ctx, j, opts, pool)
 		}(i, j)
 	}
 	wg.Wait()
@@ -97,7 +101,7 @@ func (e *Engine) Apply(ctx context.Context, plan *Plan, jobs []*config.Job, opts
 // runJob brings up the job's hooks in order, prepares the target, captures
 // the source, then brings everything down in reverse order whatever
 // happened, with a fresh deadline so an interrupted run still cleans up.
-func (e *Engine) runJob(ctx context.Context, j *config.Job, opts ApplyOptions) *JobResult {
+func (e *Engine) runJob(ctx context.Context, j *config.Job, opts ApplyOptions, pool *targetPool) *JobResult {
 	start := e.now()
 	log := e.log().With("job", j.Name)
 	res := &JobResult{Job: j.Name, Status: StatusSuccess}
@@ -118,29 +122,17 @@ func (e *Engine) runJob(ctx context.Context, j *config.Job, opts ApplyOptions) *
 	if opts.DryRun {
 		env["RUNNER_DRY_RUN"] = "1"
 	}
-	var up []*config.Instance
-	defer func() { e.bringDown(plugins, up, env, res, opts, log) }()
-
-	// The steps run in their own frame so that a panic is turned into a
-	// failed job before the hooks come down and see the job's status.
-	func() {
-		defer func() {
-			if r := recover(); r != nil {
-				res.Status, res.Error = StatusFailure, fmt.Sprintf("internal error: %v", r)
-			}
-		}()
-		if err := e.jobSteps(ctx, j, opts, plugins, env, &up, res, log); err != nil {
-			res.Status, res.Error = StatusFailure, err.Error()
-		}
-	}()
+	if err := e.jobSteps(ctx, j, opts, pool, plugins, env, res, log); err != nil {
+		res.Status, res.Error = StatusFailure, err.Error()
+	}
 	return res
 }
 
 // bringDown runs Down of every hook that came up, in reverse order, with
 // the job's status. A failing down after a good run is reported, but does
 // not turn a good snapshot bad.
-func (e *Engine) bringDown(plugins *jobPlugins, up []*config.Instance, env map[string]string, res *JobResult, opts ApplyOptions, log *slog.Logger) {
-	downEnv := map[string]string{"RUNNER_STATUS": string(res.Status)}
+func (e *Engine) bringDown(plugins *jobPlugins, up []*config.Instance, env map[string]string, status Status, res *JobResult, opts ApplyOptions, log *slog.Logger) {
+	downEnv := map[string]string{"RUNNER_STATUS": string(status)}
 	for k, v := range env {
 		downEnv[k] = v
 	}
@@ -161,10 +153,40 @@ func (e *Engine) bringDown(plugins *jobPlugins, up []*config.Instance, env map[s
 	}
 }
 
-// jobSteps does a job's work between its hooks: hooks up (recorded in up
-// as they succeed), target prepared and released, source captured.
-func (e *Engine) jobSteps(ctx context.Context, j *config.Job, opts ApplyOptions, plugins *jobPlugins, env map[string]string, up *[]*config.Instance, res *JobResult, log *slog.Logger) error {
-	for _, h := range jobHooks(j) {
+// jobSteps does a job's work: its target brought up (shared with the
+// other jobs of the run that use it: the target's hooks, then Prepare), its
+// own hooks up (recorded in up as they succeed), the source captured into
+// the repository, then the target given back.
+//
+// Whatever came up comes down in reverse order, also after a failure or a
+// panic (which becomes the job's error before the hooks see its status).
+func (e *Engine) jobSteps(ctx context.Context, j *config.Job, opts ApplyOptions, pool *targetPool, plugins *jobPlugins, env map[string]string, res *JobResult, log *slog.Logger) (err error) {
+	ts, err := pool.acquire(ctx, j.Target)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if rerr := pool.release(j.Target, err == nil); rerr != nil {
+			log.Error("bringing the target down failed", "target", j.Target.Address, "error", rerr)
+			res.Warnings = append(res.Warnings, rerr.Error())
+		}
+	}()
+	res.Notes = append(res.Notes, ts.notes...)
+	var up []*config.Instance
+	defer func() {
+		status := StatusSuccess
+		if err != nil {
+			status = StatusFailure
+		}
+		e.bringDown(plugins, up, env, status, res, opts, log)
+	}()
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("internal error: %v", r)
+		}
+	}()
+
+	for _, h := range j.Hooks {
 		c, err := plugins.get(ctx, schema.KindHook, h.Block.TypeName)
 		if err != nil {
 			return fmt.Errorf("%s: %w", h.Address, err)
@@ -176,31 +198,18 @@ func (e *Engine) jobSteps(ctx context.Context, j *config.Job, opts ApplyOptions,
 			// in the down list.
 			return fmt.Errorf("%s up: %w", h.Address, err)
 		}
-		*up = append(*up, h)
+		up = append(up, h)
 		log.Debug("hook up", "hook", h.Address)
 	}
-
-	tc, err := plugins.get(ctx, schema.KindTarget, j.Target.Block.TypeName)
-	if err != nil {
-		return fmt.Errorf("%s: %w", j.Target.Address, err)
-	}
-	sess, err := tc.Prepare(ctx, instance(j.Target), opts.DryRun)
-	if err != nil {
-		return fmt.Errorf("prepare %s: %w", j.Target.Address, err)
-	}
-	defer func() {
-		dctx, cancel := e.downContext()
-		defer cancel()
-		if err := sess.Release(dctx); err != nil {
-			log.Error("target release failed", "target", j.Target.Address, "error", err)
-			res.Warnings = append(res.Warnings, fmt.Sprintf("release %s: %v", j.Target.Address, err))
-		}
-	}()
 
 	sc, err := plugins.get(ctx, schema.KindSource, j.Source.Block.TypeName)
 	if err != nil {
 		return fmt.Errorf("%s: %w", j.Source.Address, err)
 	}
+	if !opts.DryRun {
+		return e.backup(ctx, j, ts.Storage, sc, res)
+	}
+	// A dry run reads what the capture produces without storing it.
 	w := &countingWriter{ctx: ctx, res: res}
 	if err := sc.Capture(ctx, instance(j.Source), w); err != nil {
 		return fmt.Errorf("capture %s: %w", j.Source.Address, err)
@@ -219,9 +228,9 @@ func (e *Engine) downContext() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), d)
 }
 
-// countingWriter receives a capture. The repository that stores items is
-// not built yet, so it reads what it is given — walking trees and draining
-// streams — to prove the capture is complete and to report its size.
+// countingWriter receives the capture of a dry run: it reads what it is
+// given — walking trees and draining streams — to report its size, and
+// stores nothing.
 type countingWriter struct {
 	ctx  context.Context
 	res  *JobResult

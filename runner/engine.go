@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"sync"
 	"time"
 
 	config "github.com/backup-runner/runner/hcl"
+	"github.com/backup-runner/runner/internal/archiver"
 	"github.com/backup-runner/runner/plugins/sdk"
 	"github.com/backup-runner/runner/plugins/sdk/schema"
 )
@@ -46,6 +48,20 @@ type Engine struct {
 	// DownTimeout bounds bringing hooks and targets down after a job, even
 	// when the run was interrupted.
 	DownTimeout time.Duration
+
+	live sync.Map // job name -> *archiver.Archiver of a backup under way
+}
+
+// Progress sums the backups under way: how many, files and bytes so far.
+func (e *Engine) Progress() (jobs int, files, bytes uint64) {
+	e.live.Range(func(_, v any) bool {
+		st := v.(*archiver.Archiver).Stats()
+		jobs++
+		files += st.Files
+		bytes += st.Bytes
+		return true
+	})
+	return jobs, files, bytes
 }
 
 func (e *Engine) now() time.Time {

@@ -16,6 +16,8 @@ import (
 
 	config "github.com/backup-runner/runner/hcl"
 	"github.com/backup-runner/runner/hcl/hcltest"
+	"github.com/backup-runner/runner/internal/repo"
+	"github.com/backup-runner/runner/internal/repo/local"
 	"github.com/backup-runner/runner/plugins/builtin"
 	"github.com/backup-runner/runner/plugins/sdk"
 	"github.com/backup-runner/runner/plugins/sdk/schema"
@@ -115,12 +117,30 @@ func (s *testSource) Capture(ctx context.Context, in sdk.Instance, w sdk.Capture
 	case "block":
 		<-ctx.Done()
 		return ctx.Err()
+	case "barrier":
+		// Wait until three captures run at once, so the test knows the
+		// target is held by all of them.
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			s.mu.Lock()
+			peak := s.peak
+			s.mu.Unlock()
+			if peak >= 3 {
+				break
+			}
+			if time.Now().After(deadline) {
+				return errors.New("the three captures never ran together")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		return w.Done(sdk.CaptureResult{})
 	default:
 		return fmt.Errorf("unknown mode %q", mode)
 	}
 }
 
 type fixture struct {
+	nas    *local.Store
 	eng    *runner.Engine
 	src    *testSource
 	log    string
@@ -137,7 +157,8 @@ func newFixture(t *testing.T, body string, parallel int) *fixture {
 	plugins := append(builtin.All(), test)
 	text := fmt.Sprintf(`
 runner {
-  parallel = %d
+  parallel  = %d
+  state_dir = %q
 }
 target "nas" "t" {
   path = %q
@@ -145,7 +166,7 @@ target "nas" "t" {
 locals {
   log = %q
 }
-`, parallel, nas, logf) + body
+`, parallel, t.TempDir(), nas, logf) + body
 	if err := os.WriteFile(filepath.Join(dir, "main.hcl"), []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -153,8 +174,15 @@ locals {
 	if diags.HasErrors() {
 		t.Fatalf("config: %v", diags)
 	}
+	st, err := local.New(nas)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := repo.Init(context.Background(), st, repo.InitOptions{Unencrypted: true}); err != nil {
+		t.Fatal(err)
+	}
 	l := &inProcess{plugins: plugins}
-	return &fixture{eng: &runner.Engine{Config: cfg, Plugins: l, DownTimeout: 10 * time.Second}, src: src, log: logf, launch: l}
+	return &fixture{eng: &runner.Engine{Config: cfg, Plugins: l, DownTimeout: 10 * time.Second}, src: src, log: logf, launch: l, nas: st}
 }
 
 func (f *fixture) run(t *testing.T, ctx context.Context, opts runner.ApplyOptions) map[string]*runner.JobResult {
@@ -265,8 +293,23 @@ func TestOneFailingJobDoesNotStopOthersAndParallelIsRespected(t *testing.T) {
 		if r.Status != want {
 			t.Errorf("j%d: %s (%s), want %s", i, r.Status, r.Error, want)
 		}
-		if want == runner.StatusSuccess && (r.Items != 1 || r.Bytes != 5) {
-			t.Errorf("j%d counted %d items, %d bytes", i, r.Items, r.Bytes)
+		if want == runner.StatusSuccess && (r.Items != 1 || r.Bytes != 5 || r.Snapshot == "") {
+			t.Errorf("j%d: %d items, %d bytes, snapshot %q", i, r.Items, r.Bytes, r.Snapshot)
+		}
+	}
+	// Every successful job left a snapshot with its stream in the repository.
+	r, err := repo.Open(context.Background(), f.nas, repo.OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close(context.Background())
+	sns, err := r.ListSnapshots(context.Background())
+	if err != nil || len(sns) != 5 {
+		t.Fatalf("%d snapshots (%v), want 5", len(sns), err)
+	}
+	for _, sn := range sns {
+		if len(sn.Items) != 1 || sn.Items[0].Kind != repo.ItemStream || sn.Items[0].Size != 5 {
+			t.Errorf("snapshot of %s: items %+v", sn.Job, sn.Items)
 		}
 	}
 	if f.src.peak > 2 {
@@ -350,5 +393,30 @@ job "site" {
 	}
 	if _, err := f.eng.SelectJobs([]string{"nope"}); err == nil || !strings.Contains(err.Error(), `no job "nope"`) {
 		t.Errorf("unknown job: %v", err)
+	}
+}
+
+// Jobs of one run share their target: it comes up once for all of them and
+// down after the last, so a NAS is never unmounted under a running job.
+func TestJobsShareTheirTargetWithinARun(t *testing.T) {
+	var body strings.Builder
+	body.WriteString(`
+hook "exec" "mount" {
+  before = ["/bin/sh", "-c", "echo target-up >> ${local.log}"]
+  always = ["/bin/sh", "-c", "echo target-down-$RUNNER_STATUS >> ${local.log}"]
+}
+`)
+	for i := 0; i < 3; i++ {
+		fmt.Fprintf(&body, "source \"test\" \"s%d\" {\n  mode = \"barrier\"\n}\njob \"j%d\" {\n  source = source.test.s%d\n  target = target.nas.t\n}\n", i, i, i)
+	}
+	f := newFixture(t, body.String(), 3)
+	f.eng.Config.Targets[0].Instances[0].Hooks = []*config.Instance{f.eng.Config.Instance("hook.exec.mount")}
+	for name, r := range f.run(t, context.Background(), runner.ApplyOptions{}) {
+		if r.Status != runner.StatusSuccess {
+			t.Errorf("%s: %s %s", name, r.Status, r.Error)
+		}
+	}
+	if got, want := f.hookLog(t), "target-up target-down-success"; got != want {
+		t.Fatalf("target hooks ran: %s, want %s", got, want)
 	}
 }

@@ -135,6 +135,11 @@ func (g *globals) setupLog() error {
 	return nil
 }
 
+// progress says whether to draw progress lines: on a terminal, not -json.
+func (g *globals) progress() bool {
+	return !g.json && logging.IsTerminal(g.stderr)
+}
+
 func (g *globals) color() bool {
 	return !g.noColor && os.Getenv("NO_COLOR") == "" && logging.IsTerminal(g.stderr)
 }
@@ -176,7 +181,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	fs := commandFlagSet(cmd, g, stderr)
-	if err := fs.Parse(rest[1:]); err != nil {
+	positional, err := parseInterspersed(fs, rest[1:])
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
 		}
@@ -192,7 +198,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	err := cmd.run(ctx, g, fs.Args())
+	err = cmd.run(ctx, g, positional)
 	if err == nil {
 		return exitOK
 	}
@@ -205,6 +211,31 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "runner %s: %v\n", cmd.name, err)
 	return exitError
+}
+
+// parseInterspersed parses flags wherever they stand among the positional
+// arguments (runner restore site --to /tmp/x), as operators write them;
+// after "--" everything is positional.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var tail []string
+	for i, a := range args {
+		if a == "--" {
+			args, tail = args[:i], args[i+1:]
+			break
+		}
+	}
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return append(positional, tail...), nil
+		}
+		positional = append(positional, args[0])
+		args = args[1:]
+	}
 }
 
 func commandFlagSet(c *command, g *globals, out io.Writer) *flag.FlagSet {

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -69,5 +71,20 @@ func TestLineDiff(t *testing.T) {
 	want := "--- f.hcl\n+++ f.hcl (formatted)\n-2: b\n+2: B\n"
 	if got != want {
 		t.Errorf("diff:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+func TestFlagsAfterPositionalArguments(t *testing.T) {
+	var o restoreOptions
+	fs := commandFlagSet(&command{name: "restore", flags: func(fs *flag.FlagSet) {
+		fs.StringVar(&o.to, "to", "", "")
+		fs.Var(&o.include, "include", "")
+	}}, &globals{}, io.Discard)
+	pos, err := parseInterspersed(fs, []string{"site", "--to", "/tmp/x", "--include", "a", "extra", "--", "-not-a-flag"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(pos, " ") != "site extra -not-a-flag" || o.to != "/tmp/x" || len(o.include) != 1 {
+		t.Fatalf("positional %q, to %q, include %v", pos, o.to, o.include)
 	}
 }

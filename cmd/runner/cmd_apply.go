@@ -6,6 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"time"
+
+	"github.com/backup-runner/runner/internal/progress"
 
 	"github.com/backup-runner/runner/policies"
 	"github.com/backup-runner/runner/runner"
@@ -62,7 +65,13 @@ func runApply(ctx context.Context, g *globals, o applyOptions, args []string) er
 		return err
 	}
 	plan := eng.Plan(ctx, jobs)
+	start := time.Now()
+	line := progress.Start(g.stderr, g.progress(), 500*time.Millisecond, func() string {
+		n, files, bytes := eng.Progress()
+		return fmt.Sprintf("backing up: %d jobs running, %d files, %s (%s)", n, files, policies.FormatSize(int64(bytes)), progress.Rate(int64(bytes), time.Since(start)))
+	})
 	results := eng.Apply(ctx, plan, jobs, runner.ApplyOptions{DryRun: o.dryRun})
+	line.Stop()
 	if g.json {
 		enc := json.NewEncoder(g.stdout)
 		enc.SetIndent("", "  ")

@@ -1,6 +1,7 @@
-# The bundled example: back up Debian's documentation tree and this
-# machine's /etc/hostname-style settings to a local directory standing in
-# for a NAS. `make demo` validates and plans it.
+# The bundled example: back up Debian's documentation tree and two /etc
+# directories to a local directory standing in for a NAS. `make demo`
+# validates and plans it, creates the repository, backs up, lists the
+# snapshots, restores one and compares it with the original.
 
 runner {
   state_dir = var.state_dir
@@ -33,7 +34,8 @@ hook "exec" "announce" {
 }
 
 target "nas" "local" {
-  path = var.nas_dir
+  path        = var.nas_dir
+  create_path = true
 }
 
 policy "nightly" {

@@ -1,0 +1,204 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	config "github.com/backup-runner/runner/hcl"
+	"github.com/backup-runner/runner/internal/archiver"
+	"github.com/backup-runner/runner/internal/repo"
+	"github.com/backup-runner/runner/plugins/sdk"
+)
+
+// repoWriter receives a capture and stores it in the repository through
+// the archiver: tree items are read by the host from local paths, stream
+// items are chunked as they arrive.
+type repoWriter struct {
+	ctx  context.Context
+	arch *archiver.Archiver
+
+	mu     sync.Mutex
+	items  []repo.Item
+	result sdk.CaptureResult
+	done   bool
+	err    error
+}
+
+var _ sdk.CaptureWriter = (*repoWriter)(nil)
+
+func (w *repoWriter) fail(err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err == nil {
+		w.err = err
+	}
+}
+
+func (w *repoWriter) add(it repo.Item) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.items = append(w.items, it)
+}
+
+func (w *repoWriter) Tree(item sdk.Item) error {
+	if item.Tree == nil || !filepath.IsAbs(item.Tree.Root) {
+		return fmt.Errorf("tree item %q has no absolute root", item.Name)
+	}
+	it, err := w.arch.Tree(w.ctx, item.Name, archiver.TreeSpec{
+		Root:          item.Tree.Root,
+		Paths:         item.Tree.Paths,
+		Excludes:      item.Tree.Excludes,
+		OneFileSystem: item.Tree.OneFileSystem,
+	})
+	if err != nil {
+		err = fmt.Errorf("store tree item %q: %w", item.Name, err)
+		w.fail(err)
+		return err
+	}
+	w.add(it)
+	return nil
+}
+
+func (w *repoWriter) Stream(item sdk.Item) (sdk.StreamWriter, error) {
+	return &repoStream{w: w, name: item.Name, sw: w.arch.Stream(w.ctx, item.Name)}, nil
+}
+
+func (w *repoWriter) Done(r sdk.CaptureResult) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done {
+		return errors.New("capture reported done twice")
+	}
+	w.done, w.result = true, r
+	return nil
+}
+
+type repoStream struct {
+	w    *repoWriter
+	name string
+	sw   *archiver.StreamWriter
+	once sync.Once
+}
+
+func (s *repoStream) Write(p []byte) (int, error) { return s.sw.Write(p) }
+
+func (s *repoStream) Close() error {
+	var err error
+	s.once.Do(func() {
+		var it repo.Item
+		if it, err = s.sw.Close(); err != nil {
+			err = fmt.Errorf("store stream item %q: %w", s.name, err)
+			s.w.fail(err)
+			return
+		}
+		s.w.add(it)
+	})
+	return err
+}
+
+func (s *repoStream) CloseWithError(cause error) error {
+	s.once.Do(func() {
+		s.sw.Abort(cause)
+		s.w.fail(fmt.Errorf("stream item %q: %w", s.name, cause))
+	})
+	return nil
+}
+
+// cachePath is where a job's change cache lives.
+func (e *Engine) cachePath(job string) string {
+	safe := strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
+			return r
+		}
+		return '_'
+	}, job)
+	return filepath.Join(e.Config.Runner.StateDir, "cache", safe+".cache")
+}
+
+// Hostname is this machine's name as runner records it in snapshots:
+// $RUNNER_HOSTNAME when set (rehearsals), the system's otherwise.
+func Hostname() string {
+	if h := os.Getenv(config.HostnameEnv); h != "" {
+		return h
+	}
+	h, _ := os.Hostname()
+	return h
+}
+
+// backup captures a job's source into the repository on its target and
+// saves a snapshot: packs and index first, then the snapshot document,
+// then the change cache for the next run.
+func (e *Engine) backup(ctx context.Context, j *config.Job, st repo.Storage, src PluginClient, res *JobResult) error {
+	o, err := e.repoOpenOptions(j.Target, repo.LockShared)
+	if err != nil {
+		return err
+	}
+	r, err := repo.Open(ctx, st, o)
+	if errors.Is(err, repo.ErrNoRepository) {
+		return fmt.Errorf("%s holds no repository yet: create it with runner init %s", j.Target.Address, j.Target.Address)
+	}
+	if err != nil {
+		return fmt.Errorf("open repository on %s: %w", j.Target.Address, err)
+	}
+	defer func() { _ = r.Close(context.Background()) }()
+
+	cachePath := e.cachePath(j.Name)
+	cache, cerr := archiver.LoadCache(cachePath, r.Config().ID)
+	if cerr != nil {
+		e.log().Warn("change cache unreadable; every file will be read", "job", j.Name, "cache", cachePath, "error", cerr)
+	}
+	arch := archiver.New(r, archiver.Options{Cache: cache, Log: e.log().With("job", j.Name)})
+	e.live.Store(j.Name, arch)
+	defer e.live.Delete(j.Name)
+	start := e.now()
+	w := &repoWriter{ctx: ctx, arch: arch}
+	if err := src.Capture(ctx, instance(j.Source), w); err != nil {
+		return fmt.Errorf("capture %s: %w", j.Source.Address, err)
+	}
+	if w.err != nil {
+		return w.err
+	}
+	if !w.done {
+		return fmt.Errorf("capture %s ended without reporting done: nothing was saved", j.Source.Address)
+	}
+	stats := arch.Stats()
+	sn := &repo.Snapshot{
+		Job:     j.Name,
+		Host:    Hostname(),
+		Time:    start,
+		Role:    string(j.Role),
+		Items:   w.items,
+		Source:  w.result.Meta,
+		Partial: w.result.Partial || stats.Errors > 0,
+		Summary: repo.Summary{
+			Start: start, End: e.now(),
+			Files: stats.Files, Dirs: stats.Dirs, Bytes: stats.Bytes,
+			AddedBytes: stats.AddedBytes, Errors: stats.Errors,
+		},
+	}
+	id, err := r.SaveSnapshot(ctx, sn)
+	if err != nil {
+		return fmt.Errorf("save snapshot: %w", err)
+	}
+	res.Snapshot = id.String()
+	res.Items = len(sn.Items)
+	res.Files, res.Bytes, res.AddedBytes = int64(stats.Files), int64(stats.Bytes), int64(stats.AddedBytes)
+	res.Partial = sn.Partial
+	res.Warnings = append(res.Warnings, w.result.Warnings...)
+	for _, u := range stats.Unreadable {
+		res.Warnings = append(res.Warnings, "unreadable: "+u)
+	}
+	if err := os.MkdirAll(filepath.Dir(cachePath), 0o700); err == nil {
+		err = arch.NewCache().Save(cachePath)
+		if err != nil {
+			e.log().Warn("cannot save the change cache; the next backup reads every file", "job", j.Name, "error", err)
+		}
+	}
+	return nil
+}
