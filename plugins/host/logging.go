@@ -68,7 +68,21 @@ func (h *hcLogger) Log(level hclog.Level, msg string, args ...interface{}) {
 	if !h.log.Enabled(ctx, lvl) {
 		return
 	}
-	h.log.Log(ctx, lvl, msg, args...)
+	h.log.Log(ctx, lvl, msg, renameKey(args, "plugin", "plugin_path")...)
+}
+
+// renameKey renames a key in an hclog key/value list: go-plugin logs the
+// plugin's path under "plugin", which would collide with the plugin name
+// every line already carries (JSON log lines must not repeat a key).
+func renameKey(args []any, from, to string) []any {
+	for i := 0; i+1 < len(args); i += 2 {
+		if k, ok := args[i].(string); ok && k == from {
+			out := append([]any(nil), args...)
+			out[i] = to
+			return out
+		}
+	}
+	return args
 }
 
 func (h *hcLogger) Trace(msg string, args ...interface{}) { h.Log(hclog.Trace, msg, args...) }
