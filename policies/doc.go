@@ -12,8 +12,11 @@
 // time they are given, so "daily 03:00" stays at 03:00 across daylight
 // saving changes.
 //
-// Retention (keep_daily, keep_within, max_size, ...) will live here too,
-// built on the same Duration and on the time bucketing the schedules use;
-// the names are chosen so that retention's decisions (with their reasons)
-// sit beside them: Duration, Schedule, Window, and later Retention.
+// Retention.Decide turns a job's snapshots, its keep rules and quota into
+// one Decision per snapshot, each with the reasons that decided it ("keep:
+// daily #3 (2026-11-19)", "forget: over quota 1210 MB > 1000 MB, oldest
+// first"), so a plan can show why every snapshot stays or goes. Due decides
+// from a schedule, catch_up and quiet windows and the last successful run
+// whether a job runs now, why, and when it will next, and whether the run
+// is a full one (full_every).
 package policies
