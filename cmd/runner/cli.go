@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"syscall"
@@ -193,6 +194,17 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 
+	// RUNNER_CPUPROFILE=FILE writes a CPU profile of the command, for
+	// finding where a slow backup spends its time.
+	if path := os.Getenv("RUNNER_CPUPROFILE"); path != "" && cmd.name != "internal-plugin" {
+		stopProfile, err := startCPUProfile(path)
+		if err != nil {
+			fmt.Fprintf(stderr, "runner: %v\n", err)
+			return exitError
+		}
+		defer stopProfile()
+	}
+
 	// SIGINT and SIGTERM cancel the context: running jobs stop, and what
 	// they brought up is brought down before runner exits.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -236,6 +248,18 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 		positional = append(positional, args[0])
 		args = args[1:]
 	}
+}
+
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("RUNNER_CPUPROFILE: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("RUNNER_CPUPROFILE: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 func commandFlagSet(c *command, g *globals, out io.Writer) *flag.FlagSet {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/backup-runner/runner/internal/repo/crypt"
 	"github.com/backup-runner/runner/internal/repo/pack"
+	"github.com/backup-runner/runner/internal/repo/storage"
 )
 
 // packer collects blobs of one type into the pack being written. Data and
@@ -56,10 +57,11 @@ func (r *Repository) SaveBlob(ctx context.Context, t BlobType, data []byte) (ID,
 	r.inflight[h] = struct{}{}
 	r.mu.Unlock()
 
-	stored, comp, err := r.encodeBlob(data)
+	stored, comp, release, err := r.encodeBlob(data)
 	if err == nil {
 		err = r.addToPack(ctx, h, stored, comp, len(data))
 	}
+	release()
 	if err != nil {
 		r.mu.Lock()
 		delete(r.inflight, h)
@@ -69,27 +71,87 @@ func (r *Repository) SaveBlob(ctx context.Context, t BlobType, data []byte) (ID,
 	return id, true, nil
 }
 
-// encodeBlob compresses (if that makes it smaller) and seals a blob.
-func (r *Repository) encodeBlob(data []byte) ([]byte, uint8, error) {
-	payload, comp := data, pack.CompressionNone
-	if r.enc != nil && len(data) > 0 {
-		c := r.enc.EncodeAll(data, make([]byte, 0, len(data)))
+// encodeBuf is a reusable buffer for compressed and sealed blobs: they
+// live only until addToPack has written them to the pack file, and
+// allocating one per blob made the garbage collector a large share of a
+// backup's CPU and memory.
+type encodeBuf struct{ b []byte }
+
+var encodeBufs = sync.Pool{New: func() any { return new(encodeBuf) }}
+
+func getEncodeBuf(n int) *encodeBuf {
+	eb := encodeBufs.Get().(*encodeBuf)
+	if cap(eb.b) < n {
+		eb.b = make([]byte, 0, n)
+	}
+	return eb
+}
+
+// encodeBlob compresses (if that makes it smaller) and seals a blob. The
+// result is valid until release is called, which the caller must do once
+// the bytes are written.
+func (r *Repository) encodeBlob(data []byte) (stored []byte, comp uint8, release func(), err error) {
+	var bufs [2]*encodeBuf
+	release = func() {
+		for _, eb := range bufs {
+			if eb != nil && cap(eb.b) <= 2*pack.MaxBlobSize {
+				encodeBufs.Put(eb)
+			}
+		}
+	}
+	payload := data
+	comp = pack.CompressionNone
+	if r.enc != nil && len(data) > 0 && !r.incompressible(data) {
+		bufs[0] = getEncodeBuf(len(data))
+		c := r.enc.EncodeAll(data, bufs[0].b[:0])
+		bufs[0].b = c[:0]
 		if len(c) < len(data) {
 			payload, comp = c, pack.CompressionZstd
 		}
 	}
 	if r.key == nil {
-		return payload, comp, nil
+		return payload, comp, release, nil
 	}
-	sealed, err := r.key.Seal(make([]byte, 0, len(payload)+crypt.Overhead), payload, nil)
-	return sealed, comp, err
+	bufs[1] = getEncodeBuf(len(payload) + crypt.Overhead)
+	sealed, err := r.key.Seal(bufs[1].b[:0], payload, nil)
+	bufs[1].b = sealed[:0]
+	return sealed, comp, release, err
+}
+
+// Probing: a big blob is compressed whole only if samples of it shrink.
+// Random-looking data (media, archives, encrypted files) is common in
+// backups, and compressing it fully only to throw the result away costs
+// as much as compressing text.
+const (
+	probeMinBlob  = 256 << 10 // smaller blobs are just compressed
+	probeSample   = 16 << 10  // bytes per sample
+	probeSamples  = 3         // at the start, the middle and the end
+	probeMaxRatio = 0.97      // samples that keep more than this are "incompressible"
+)
+
+// incompressible reports whether samples of data fail to compress, so
+// that the blob is stored raw without compressing all of it.
+func (r *Repository) incompressible(data []byte) bool {
+	if len(data) < probeMinBlob {
+		return false
+	}
+	in, out := 0, 0
+	buf := make([]byte, 0, probeSample+probeSample/8)
+	for i := 0; i < probeSamples; i++ {
+		off := (len(data) - probeSample) * i / (probeSamples - 1)
+		sample := data[off : off+probeSample]
+		buf = r.enc.EncodeAll(sample, buf[:0])
+		in += len(sample)
+		out += len(buf)
+	}
+	return float64(out) > probeMaxRatio*float64(in)
 }
 
 func (r *Repository) addToPack(ctx context.Context, h BlobHandle, stored []byte, comp uint8, rawLen int) error {
 	p := &r.packers[h.Type]
 	p.mu.Lock()
 	if p.w == nil {
-		w, err := pack.NewWriter(r.tempDir)
+		w, err := r.newPackWriter()
 		if err != nil {
 			p.mu.Unlock()
 			return err
@@ -115,6 +177,19 @@ func (r *Repository) addToPack(ctx context.Context, h BlobHandle, stored []byte,
 		return r.upload(ctx, full)
 	}
 	return nil
+}
+
+// newPackWriter starts a pack: in the store itself when it is a local file
+// system (no second copy at upload), in the temporary directory otherwise.
+func (r *Repository) newPackWriter() (*pack.Writer, error) {
+	if fs, ok := r.st.(storage.FileStore); ok {
+		f, err := fs.CreateTemp()
+		if err != nil {
+			return nil, fmt.Errorf("pack temp file: %w", err)
+		}
+		return pack.NewWriterFile(f), nil
+	}
+	return pack.NewWriter(r.tempDir)
 }
 
 // abandon drops a pack that could not be completed.
@@ -145,12 +220,14 @@ func (r *Repository) upload(ctx context.Context, w *pack.Writer) error {
 		r.mu.Unlock()
 	}()
 	id, size, err := w.Finish(func(b []byte) ([]byte, error) { return r.seal(b, aadPackHeader) })
-	var rd io.Reader
-	if err == nil {
-		rd, err = w.Open()
-	}
-	if err == nil {
-		err = r.st.Put(ctx, packName(id), rd, size)
+	if fs, ok := r.st.(storage.FileStore); ok && err == nil {
+		// The pack was written on the store's file system: move it.
+		err = fs.PutFile(ctx, packName(id), w.File(), size)
+	} else if err == nil {
+		var rd io.Reader
+		if rd, err = w.Open(); err == nil {
+			err = r.st.Put(ctx, packName(id), rd, size)
+		}
 	}
 	if err != nil {
 		err = fmt.Errorf("upload pack %s: %w", ID(id).Short(), err)

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"path"
+	"slices"
 	"testing"
 	"time"
 
@@ -53,7 +55,10 @@ func makeFixture(seed int64, files int) fixture {
 func saveSnapshot(ctx context.Context, r *Repository, job string, fx fixture) (ID, error) {
 	sub := []Node{}
 	root := []Node{}
-	for name, data := range fx {
+	// In name order, so that pack contents (and so what prune must do) do
+	// not depend on map iteration order.
+	for _, name := range slices.Sorted(maps.Keys(fx)) {
+		data := fx[name]
 		ids, err := saveFile(ctx, r, data)
 		if err != nil {
 			return ID{}, err

@@ -273,7 +273,8 @@ func (r *Repository) repackPack(ctx context.Context, id ID, size int64, entries 
 // storeBlob writes a blob into the current pack without the deduplication
 // check (prune copies blobs the index already has).
 func (r *Repository) storeBlob(ctx context.Context, h BlobHandle, data []byte) error {
-	stored, comp, err := r.encodeBlob(data)
+	stored, comp, release, err := r.encodeBlob(data)
+	defer release()
 	if err != nil {
 		return err
 	}

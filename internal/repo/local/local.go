@@ -116,6 +116,50 @@ func (s *Store) Put(ctx context.Context, name string, r io.Reader, size int64) (
 	return syncDir(dir)
 }
 
+var _ storage.FileStore = (*Store)(nil)
+
+// CreateTemp implements storage.FileStore: a temporary file in the root,
+// hidden from List and removed by RemoveTemp if it is left behind.
+func (s *Store) CreateTemp() (*os.File, error) {
+	return os.CreateTemp(s.root, tempPrefix+"pack-")
+}
+
+// PutFile implements storage.FileStore: fsync, rename into place, fsync
+// the directory.
+func (s *Store) PutFile(ctx context.Context, name string, f *os.File, size int64) (err error) {
+	defer func() {
+		_ = f.Close()
+		if err != nil {
+			_ = os.Remove(f.Name())
+		}
+	}()
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("put %s: %w", name, err)
+	}
+	p, err := s.path(name)
+	if err != nil {
+		return err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("put %s: %w", name, err)
+	}
+	if size >= 0 && fi.Size() != size {
+		return fmt.Errorf("put %s: file has %d bytes, announced %d", name, fi.Size(), size)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("put %s: fsync: %w", name, err)
+	}
+	dir := filepath.Dir(p)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("put %s: %w", name, err)
+	}
+	if err := os.Rename(f.Name(), p); err != nil {
+		return fmt.Errorf("put %s: %w", name, err)
+	}
+	return syncDir(dir)
+}
+
 // syncDir makes a rename or removal in dir durable.
 func syncDir(dir string) error {
 	d, err := os.Open(dir)

@@ -198,6 +198,16 @@ func NewWriter(dir string) (*Writer, error) {
 	return &Writer{f: f, h: blake3.New()}, nil
 }
 
+// NewWriterFile creates a pack writer on an empty temporary file the
+// caller created (e.g. on the repository's own file system).
+func NewWriterFile(f *os.File) *Writer {
+	return &Writer{f: f, h: blake3.New()}
+}
+
+// File returns the temporary file, for a store that moves it into place
+// after Finish. The writer keeps no claim on it but for Remove.
+func (w *Writer) File() *os.File { return w.f }
+
 func (w *Writer) write(b []byte) error {
 	if _, err := w.f.Write(b); err != nil {
 		return fmt.Errorf("write pack temp file: %w", err)

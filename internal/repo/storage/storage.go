@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"strings"
 	"time"
 )
@@ -51,6 +52,19 @@ type Storage interface {
 	Delete(ctx context.Context, name string) error
 	// Stat describes an object; ErrNotFound if it does not exist.
 	Stat(ctx context.Context, name string) (ObjectInfo, error)
+}
+
+// FileStore is implemented by stores on a local file system. The
+// repository then writes a pack straight into a temporary file of the
+// store and moves it into place with a rename, instead of writing it once
+// to a temporary file elsewhere and copying it.
+type FileStore interface {
+	// CreateTemp creates a temporary file on the store's file system that
+	// List does not report.
+	CreateTemp() (*os.File, error)
+	// PutFile makes f (from CreateTemp, size bytes) the object name,
+	// durably and atomically. f is closed, whatever the outcome.
+	PutFile(ctx context.Context, name string, f *os.File, size int64) error
 }
 
 // ValidName checks that name is a clean relative slash path: no empty,
