@@ -69,6 +69,7 @@ fuzz:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./hcl/ ./policies/
+	bench/run
 
 # The README's first command: the bundled example end to end. It keeps its
 # repository in /tmp/runner-demo (rm -rf it to start over).
