@@ -52,15 +52,10 @@ func runApply(ctx context.Context, g *globals, o applyOptions, args []string) er
 	if o.dryRun && !g.json {
 		fmt.Fprintln(g.stdout, "Dry run: nothing will be written, deleted or restored.")
 	}
-	l, err := g.load(ctx)
+	l, eng, jobs, err := g.loadJobs(ctx, o.jobs)
 	if l != nil {
 		defer l.close()
 	}
-	if err != nil {
-		return err
-	}
-	eng := l.engine(g)
-	jobs, err := eng.SelectJobs(o.jobs)
 	if err != nil {
 		return err
 	}

@@ -42,15 +42,10 @@ func runPlan(ctx context.Context, g *globals, o planOptions, args []string) erro
 	if len(args) > 0 {
 		return usageError("plan takes no arguments; choose jobs with -job NAME")
 	}
-	l, err := g.load(ctx)
+	l, eng, jobs, err := g.loadJobs(ctx, o.jobs)
 	if l != nil {
 		defer l.close()
 	}
-	if err != nil {
-		return err
-	}
-	eng := l.engine(g)
-	jobs, err := eng.SelectJobs(o.jobs)
 	if err != nil {
 		return err
 	}

@@ -100,6 +100,18 @@ func (l *loaded) engine(g *globals) *runner.Engine {
 	return &runner.Engine{Config: l.cfg, Plugins: launcher{l.cat}, Log: g.log}
 }
 
+// loadJobs loads the configuration and selects the named jobs (all when
+// none are named). The caller closes l whenever it is non-nil.
+func (g *globals) loadJobs(ctx context.Context, names []string) (l *loaded, eng *runner.Engine, jobs []*config.Job, err error) {
+	l, err = g.load(ctx)
+	if err != nil {
+		return l, nil, nil, err
+	}
+	eng = l.engine(g)
+	jobs, err = eng.SelectJobs(names)
+	return l, eng, jobs, err
+}
+
 // launcher adapts the catalog to the engine's Launcher.
 type launcher struct{ cat *host.Catalog }
 

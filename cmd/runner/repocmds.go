@@ -11,12 +11,7 @@ import (
 // jobRepo loads the configuration, finds the job and opens its repository
 // with its target brought up. done must be called with the outcome.
 func jobRepo(ctx context.Context, g *globals, jobName string, lock repo.LockMode, op string) (l *loaded, jr *runner.JobRepository, j *config.Job, done func(ok bool) error, err error) {
-	l, err = g.load(ctx)
-	if err != nil {
-		return l, nil, nil, nil, err
-	}
-	eng := l.engine(g)
-	jobs, err := eng.SelectJobs([]string{jobName})
+	l, eng, jobs, err := g.loadJobs(ctx, []string{jobName})
 	if err != nil {
 		return l, nil, nil, nil, err
 	}
