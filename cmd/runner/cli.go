@@ -136,6 +136,14 @@ func (g *globals) setupLog() error {
 	return nil
 }
 
+// count says "1 file" or "3 files".
+func count[N int | int64 | uint64](n N, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
 // progress says whether to draw progress lines: on a terminal, not -json.
 func (g *globals) progress() bool {
 	return !g.json && logging.IsTerminal(g.stderr)

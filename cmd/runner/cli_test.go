@@ -88,3 +88,14 @@ func TestFlagsAfterPositionalArguments(t *testing.T) {
 		t.Fatalf("positional %q, to %q, include %v", pos, o.to, o.include)
 	}
 }
+
+func TestCountSaysOneOrMany(t *testing.T) {
+	for _, tc := range []struct {
+		n    int
+		want string
+	}{{0, "0 files"}, {1, "1 file"}, {2, "2 files"}} {
+		if got := count(tc.n, "file", "files"); got != tc.want {
+			t.Errorf("count(%d) = %q, want %q", tc.n, got, tc.want)
+		}
+	}
+}

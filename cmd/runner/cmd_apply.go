@@ -97,7 +97,7 @@ func printResults(w io.Writer, results []*runner.JobResult) {
 			if r.Partial {
 				partial = " (PARTIAL: some files could not be read)"
 			}
-			fmt.Fprintf(w, "job %s: ok, %d items, %d files, %s in %s%s\n", r.Job, r.Items, r.Files, policies.FormatSize(r.Bytes), r.Duration.Round(1e6), partial)
+			fmt.Fprintf(w, "job %s: ok, %s, %s, %s in %s%s\n", r.Job, count(r.Items, "item", "items"), count(r.Files, "file", "files"), policies.FormatSize(r.Bytes), r.Duration.Round(1e6), partial)
 		case runner.StatusSkipped:
 			skipped++
 			fmt.Fprintf(w, "job %s: skipped: %s\n", r.Job, r.Reason)

@@ -91,13 +91,13 @@ func printPlan(w io.Writer, p *runner.Plan) {
 				files += it.Files
 				bytes += it.Bytes
 			}
-			fmt.Fprintf(w, "  + capture %d items: %d files, %s (estimate)\n", len(j.Items), files, policies.FormatSize(bytes))
+			fmt.Fprintf(w, "  + capture %s: %s, %s (estimate)\n", count(len(j.Items), "item", "items"), count(files, "file", "files"), policies.FormatSize(bytes))
 			for _, it := range j.Items {
 				detail := ""
 				if it.Detail != "" {
 					detail = " — " + it.Detail
 				}
-				fmt.Fprintf(w, "      %s %s: %d files, %s%s\n", it.Kind, it.Name, it.Files, policies.FormatSize(it.Bytes), detail)
+				fmt.Fprintf(w, "      %s %s: %s, %s%s\n", it.Kind, it.Name, count(it.Files, "file", "files"), policies.FormatSize(it.Bytes), detail)
 			}
 		case runner.ActionSkip:
 			fmt.Fprintf(w, "  = skip: %s\n", j.Reason)
@@ -109,5 +109,5 @@ func printPlan(w io.Writer, p *runner.Plan) {
 		}
 		fmt.Fprintln(w)
 	}
-	fmt.Fprintf(w, "Plan: %d jobs, %d to capture, %d skipped, %d errors.\n", len(p.Jobs), captures, len(p.Jobs)-captures-p.Errors(), p.Errors())
+	fmt.Fprintf(w, "Plan: %s, %d to capture, %d skipped, %s.\n", count(len(p.Jobs), "job", "jobs"), captures, len(p.Jobs)-captures-p.Errors(), count(p.Errors(), "error", "errors"))
 }

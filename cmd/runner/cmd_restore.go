@@ -83,7 +83,8 @@ func runRestore(ctx context.Context, g *globals, o restoreOptions, args []string
 	if g.json {
 		return json.NewEncoder(g.stdout).Encode(res)
 	}
-	_, err = fmt.Fprintf(g.stdout, "Restored snapshot %s of %s (%s) into %s: %d files, %d directories, %d streams, %s.\n",
-		res.Snapshot[:8], j.Name, res.Time, res.To, res.Files, res.Dirs, res.Streams, policies.FormatSize(int64(res.Bytes)))
+	_, err = fmt.Fprintf(g.stdout, "Restored snapshot %s of %s (%s) into %s: %s, %s, %s, %s.\n",
+		res.Snapshot[:8], j.Name, res.Time, res.To, count(res.Files, "file", "files"), count(res.Dirs, "directory", "directories"),
+		count(res.Streams, "stream", "streams"), policies.FormatSize(int64(res.Bytes)))
 	return err
 }

@@ -78,6 +78,6 @@ func runSnapshots(ctx context.Context, g *globals, args []string) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(g.stdout, "%d snapshots of job %s.\n", len(rows), j.Name)
+	_, err = fmt.Fprintf(g.stdout, "%s of job %s.\n", count(len(rows), "snapshot", "snapshots"), j.Name)
 	return err
 }

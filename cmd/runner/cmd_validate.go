@@ -35,7 +35,8 @@ func runValidate(ctx context.Context, g *globals, args []string) error {
 	if g.json {
 		return json.NewEncoder(g.stdout).Encode(map[string]any{"valid": true, "jobs": len(l.cfg.Jobs)})
 	}
-	_, err = fmt.Fprintf(g.stdout, "The configuration in %s is valid: %d jobs, %d sources, %d targets, %d policies.\n",
-		g.dir, len(l.cfg.Jobs), countInstances(l.cfg.Sources), countInstances(l.cfg.Targets), len(l.cfg.Policies))
+	_, err = fmt.Fprintf(g.stdout, "The configuration in %s is valid: %s, %s, %s, %s.\n", g.dir,
+		count(len(l.cfg.Jobs), "job", "jobs"), count(countInstances(l.cfg.Sources), "source", "sources"),
+		count(countInstances(l.cfg.Targets), "target", "targets"), count(len(l.cfg.Policies), "policy", "policies"))
 	return err
 }
