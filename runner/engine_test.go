@@ -191,7 +191,7 @@ func (f *fixture) run(t *testing.T, ctx context.Context, opts runner.ApplyOption
 	if err != nil {
 		t.Fatal(err)
 	}
-	plan := f.eng.Plan(ctx, jobs)
+	plan := f.eng.Plan(ctx, jobs, runner.PlanOptions{})
 	out := map[string]*runner.JobResult{}
 	for _, r := range f.eng.Apply(ctx, plan, jobs, opts) {
 		out[r.Job] = r
@@ -359,7 +359,7 @@ job "copy" {
 }
 `, 1)
 	jobs, _ := f.eng.SelectJobs(nil)
-	plan := f.eng.Plan(context.Background(), jobs)
+	plan := f.eng.Plan(context.Background(), jobs, runner.PlanOptions{Estimate: true})
 	if plan.Changes() {
 		t.Fatalf("plan has changes: %+v", plan.Jobs)
 	}

@@ -68,17 +68,25 @@ func (p *Plan) Errors() int {
 	return n
 }
 
+// PlanOptions steer planning.
+type PlanOptions struct {
+	// Estimate asks each source to estimate its capture (for a source of
+	// files, a walk of the tree). runner plan shows the estimates; apply
+	// does not need them and skips the extra walk.
+	Estimate bool
+}
+
 // Plan computes what a run of the given jobs would do. It only reads: the
 // sources' plugins estimate their captures without changing anything.
-func (e *Engine) Plan(ctx context.Context, jobs []*config.Job) *Plan {
+func (e *Engine) Plan(ctx context.Context, jobs []*config.Job, o PlanOptions) *Plan {
 	p := &Plan{}
 	for _, j := range jobs {
-		p.Jobs = append(p.Jobs, e.planJob(ctx, j))
+		p.Jobs = append(p.Jobs, e.planJob(ctx, j, o))
 	}
 	return p
 }
 
-func (e *Engine) planJob(ctx context.Context, j *config.Job) *JobPlan {
+func (e *Engine) planJob(ctx context.Context, j *config.Job, o PlanOptions) *JobPlan {
 	jp := &JobPlan{Job: j.Name, Role: string(j.Role), Source: j.Source.Address, Target: j.Target.Address}
 	if j.Policy != nil {
 		jp.Policy = "policy." + j.Policy.Name
@@ -95,6 +103,11 @@ func (e *Engine) planJob(ctx context.Context, j *config.Job) *JobPlan {
 		jp.Action, jp.Reason = ActionSkip, "replica: applying snapshots on replicas is not supported by this version yet"
 		return jp
 	}
+	const reason = "no schedule limits this version: every apply runs every enabled primary job"
+	if !o.Estimate {
+		jp.Action, jp.Reason = ActionCapture, reason
+		return jp
+	}
 	plugins := &jobPlugins{launcher: e.Plugins}
 	defer plugins.close()
 	src, err := plugins.get(ctx, schema.KindSource, j.Source.Block.TypeName)
@@ -107,7 +120,7 @@ func (e *Engine) planJob(ctx context.Context, j *config.Job) *JobPlan {
 		jp.Action, jp.Error = ActionError, fmt.Sprintf("plan capture of %s: %v", j.Source.Address, err)
 		return jp
 	}
-	jp.Action, jp.Reason = ActionCapture, "no schedule limits this version: every apply runs every enabled primary job"
+	jp.Action, jp.Reason = ActionCapture, reason
 	for _, it := range cp.Items {
 		jp.Items = append(jp.Items, ItemEstimate{Name: it.Name, Kind: it.Kind.String(), Files: it.Files, Bytes: it.Bytes, Detail: it.Detail})
 	}

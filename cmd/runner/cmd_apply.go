@@ -59,7 +59,8 @@ func runApply(ctx context.Context, g *globals, o applyOptions, args []string) er
 	if err != nil {
 		return err
 	}
-	plan := eng.Plan(ctx, jobs)
+	// No estimates: they would walk every tree once more before the backup.
+	plan := eng.Plan(ctx, jobs, runner.PlanOptions{})
 	start := time.Now()
 	line := progress.Start(g.stderr, g.progress(), 500*time.Millisecond, func() string {
 		n, files, bytes := eng.Progress()

@@ -49,7 +49,7 @@ func runPlan(ctx context.Context, g *globals, o planOptions, args []string) erro
 	if err != nil {
 		return err
 	}
-	plan := eng.Plan(ctx, jobs)
+	plan := eng.Plan(ctx, jobs, runner.PlanOptions{Estimate: true})
 	if g.json {
 		enc := json.NewEncoder(g.stdout)
 		enc.SetIndent("", "  ")
