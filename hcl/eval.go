@@ -345,6 +345,17 @@ func (e *evaluator) prepareNode(n *node) []hcl.Traversal {
 			n.failed = true
 			return nil
 		}
+		for _, meta := range metaSchemas[n.kind].Attributes {
+			if sch.Attribute(meta.Name) != nil {
+				// The meta-argument would take the attribute before the
+				// plugin ever saw it.
+				e.errorf(n.block.LabelRanges[0].Ptr(), "Plugin schema conflict",
+					"The plugin providing %s %q declares an attribute %q, which runner reserves on %s blocks (%s). The plugin must rename it.",
+					n.kind, n.block.Labels[0], meta.Name, n.kind, metaNames(n.kind))
+				n.failed = true
+				return nil
+			}
+		}
 		n.schema = sch
 		n.spec = SpecFor(sch)
 		meta, remain, ds := n.block.Body.PartialContent(metaSchemas[n.kind])
@@ -476,6 +487,15 @@ func (e *evaluator) collectDeps(n *node, refs []hcl.Traversal) {
 			e.errorf(&rng, "Unknown reference", "%s", detail)
 		}
 	}
+}
+
+// metaNames lists the meta-arguments runner owns on blocks of a kind.
+func metaNames(kind string) string {
+	var names []string
+	for _, a := range metaSchemas[kind].Attributes {
+		names = append(names, a.Name)
+	}
+	return strings.Join(names, ", ")
 }
 
 func (n *node) hasForEach() bool {

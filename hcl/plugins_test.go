@@ -77,6 +77,11 @@ func testPlugin() *sdk.Plugin {
 			}}},
 		},
 		Targets: map[string]sdk.Target{
+			// "vault" declares an attribute runner reserves on targets.
+			"vault": &testTarget{testBlock{sch: &schema.Block{Attributes: []*schema.Attribute{
+				{Name: "path", Type: cty.String, Required: true},
+				{Name: "password_file", Type: cty.String},
+			}}}},
 			"nas": &testTarget{testBlock{sch: &schema.Block{
 				Attributes: []*schema.Attribute{
 					{Name: "path", Type: cty.String, Required: true},

@@ -1,0 +1,3 @@
+target "vault" "v" {
+  path = "/srv/vault"
+}
