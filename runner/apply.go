@@ -161,6 +161,29 @@ func (e *Engine) bringDown(plugins *jobPlugins, up []*config.Instance, env map[s
 // Whatever came up comes down in reverse order, also after a failure or a
 // panic (which becomes the job's error before the hooks see its status).
 func (e *Engine) jobSteps(ctx context.Context, j *config.Job, opts ApplyOptions, pool *targetPool, plugins *jobPlugins, env map[string]string, res *JobResult, log *slog.Logger) (err error) {
+	// Start the source's plugin while the target comes up: both are
+	// process launches, and a backup of an unchanged tree is short enough
+	// for them to matter. The launch is always waited for, so no plugin
+	// starts after the job's plugins are closed.
+	type launched struct {
+		c   PluginClient
+		err error
+	}
+	srcLaunch := make(chan launched, 1)
+	go func() {
+		c, err := plugins.get(ctx, schema.KindSource, j.Source.Block.TypeName)
+		srcLaunch <- launched{c, err}
+	}()
+	var src launched
+	srcDone := false
+	waitSource := func() launched {
+		if !srcDone {
+			src, srcDone = <-srcLaunch, true
+		}
+		return src
+	}
+	defer waitSource()
+
 	ts, err := pool.acquire(ctx, j.Target)
 	if err != nil {
 		return err
@@ -202,10 +225,11 @@ func (e *Engine) jobSteps(ctx context.Context, j *config.Job, opts ApplyOptions,
 		log.Debug("hook up", "hook", h.Address)
 	}
 
-	sc, err := plugins.get(ctx, schema.KindSource, j.Source.Block.TypeName)
-	if err != nil {
-		return fmt.Errorf("%s: %w", j.Source.Address, err)
+	sl := waitSource()
+	if sl.err != nil {
+		return fmt.Errorf("%s: %w", j.Source.Address, sl.err)
 	}
+	sc := sl.c
 	if !opts.DryRun {
 		return e.backup(ctx, j, ts.Storage, sc, res)
 	}

@@ -102,12 +102,17 @@ func (e *Engine) SelectJobs(names []string) ([]*config.Job, error) {
 
 // jobPlugins launches and caches the plugin processes one job uses, and
 // stops them all at the end of the job.
+// It is safe for concurrent use: a job starts its source's plugin while
+// its target comes up.
 type jobPlugins struct {
 	launcher Launcher
+	mu       sync.Mutex // held across a launch, so one type starts once
 	clients  map[string]PluginClient
 }
 
 func (p *jobPlugins) get(ctx context.Context, kind schema.Kind, typeName string) (PluginClient, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	key := kind.String() + "." + typeName
 	if c, ok := p.clients[key]; ok {
 		return c, nil
@@ -124,6 +129,8 @@ func (p *jobPlugins) get(ctx context.Context, kind schema.Kind, typeName string)
 }
 
 func (p *jobPlugins) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	for _, c := range p.clients {
 		_ = c.Close()
 	}
