@@ -233,22 +233,9 @@ func (e *evaluator) evalMaxSize(at *hcl.Attribute, ctx *hcl.EvalContext, p *Poli
 func (e *evaluator) evalJob(n *node) {
 	a := n.content.Attributes
 	name := n.block.Labels[0]
-	type inst struct {
-		key  string
-		each *eachVal
-	}
-	insts := []inst{{}}
-	forEach := false
-	if fe := a["for_each"]; fe != nil {
-		keys, vals, ok := e.forEachKeys(fe, e.evalContext(nil))
-		if !ok {
-			return
-		}
-		forEach = true
-		insts = insts[:0]
-		for _, k := range keys {
-			insts = append(insts, inst{key: k, each: &eachVal{key: cty.StringVal(k), value: vals[k]}})
-		}
+	insts, forEach, ok := e.expand(a["for_each"], e.evalContext(nil))
+	if !ok {
+		return
 	}
 	for _, in := range insts {
 		ctx := e.evalContext(in.each)

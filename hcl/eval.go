@@ -669,6 +669,29 @@ func (e *evaluator) evalRunner(n *node) {
 	}
 }
 
+// instanceKey is one instance of a block: its for_each key and each value,
+// or the zero value for a block without for_each.
+type instanceKey struct {
+	key  string
+	each *eachVal
+}
+
+// expand expands a block's for_each (nil: one instance). ok is false
+// when for_each is invalid (the diagnostic is recorded).
+func (e *evaluator) expand(forEach *hcl.Attribute, ctx *hcl.EvalContext) (insts []instanceKey, isForEach, ok bool) {
+	if forEach == nil {
+		return []instanceKey{{}}, false, true
+	}
+	keys, vals, ok := e.forEachKeys(forEach, ctx)
+	if !ok {
+		return nil, true, false
+	}
+	for _, k := range keys {
+		insts = append(insts, instanceKey{key: k, each: &eachVal{key: cty.StringVal(k), value: vals[k]}})
+	}
+	return insts, true, true
+}
+
 // forEachKeys evaluates a for_each expression into ordered keys and values.
 func (e *evaluator) forEachKeys(a *hcl.Attribute, ctx *hcl.EvalContext) ([]string, map[string]cty.Value, bool) {
 	v, ds := a.Expr.Value(ctx)
@@ -726,22 +749,11 @@ func (e *evaluator) evalPluginBlock(n *node) {
 	b := &Block{Kind: kind, TypeName: n.block.Labels[0], Name: n.block.Labels[1], DeclRange: n.block.DefRange}
 	base := e.evalContext(nil)
 
-	type inst struct {
-		key  string
-		each *eachVal
+	insts, forEach, ok := e.expand(n.meta.Attributes["for_each"], base)
+	if !ok {
+		return
 	}
-	insts := []inst{{}}
-	if fe := n.meta.Attributes["for_each"]; fe != nil {
-		keys, vals, ok := e.forEachKeys(fe, base)
-		if !ok {
-			return
-		}
-		b.ForEach = true
-		insts = insts[:0]
-		for _, k := range keys {
-			insts = append(insts, inst{key: k, each: &eachVal{key: cty.StringVal(k), value: vals[k]}})
-		}
-	}
+	b.ForEach = forEach
 
 	refVals := map[string]cty.Value{}
 	for _, in := range insts {
