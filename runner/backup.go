@@ -135,16 +135,9 @@ func Hostname() string {
 // saves a snapshot: packs and index first, then the snapshot document,
 // then the change cache for the next run.
 func (e *Engine) backup(ctx context.Context, j *config.Job, st repo.Storage, src PluginClient, res *JobResult) error {
-	o, err := e.repoOpenOptions(j.Target, repo.LockShared)
+	r, err := e.openRepo(ctx, j.Target, st, repo.LockShared)
 	if err != nil {
 		return err
-	}
-	r, err := repo.Open(ctx, st, o)
-	if errors.Is(err, repo.ErrNoRepository) {
-		return fmt.Errorf("%s holds no repository yet: create it with runner init %s", j.Target.Address, j.Target.Address)
-	}
-	if err != nil {
-		return fmt.Errorf("open repository on %s: %w", j.Target.Address, err)
 	}
 	defer func() { _ = r.Close(context.Background()) }()
 

@@ -206,16 +206,22 @@ func (e *Engine) tempDir() string {
 
 // OpenRepository opens the repository on an open target session.
 func (e *Engine) OpenRepository(ctx context.Context, ts *TargetSession, lock repo.LockMode) (*repo.Repository, error) {
-	o, err := e.repoOpenOptions(ts.target, lock)
+	return e.openRepo(ctx, ts.target, ts.Storage, lock)
+}
+
+// openRepo opens the repository of target on st, saying how to create it
+// when there is none.
+func (e *Engine) openRepo(ctx context.Context, target *config.Instance, st repo.Storage, lock repo.LockMode) (*repo.Repository, error) {
+	o, err := e.repoOpenOptions(target, lock)
 	if err != nil {
 		return nil, err
 	}
-	r, err := repo.Open(ctx, ts.Storage, o)
+	r, err := repo.Open(ctx, st, o)
 	if errors.Is(err, repo.ErrNoRepository) {
-		return nil, fmt.Errorf("%s holds no repository yet: create it with runner init %s", ts.target.Address, ts.target.Address)
+		return nil, fmt.Errorf("%s holds no repository yet: create it with runner init %s", target.Address, target.Address)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("open repository on %s: %w", ts.target.Address, err)
+		return nil, fmt.Errorf("open repository on %s: %w", target.Address, err)
 	}
 	return r, nil
 }
