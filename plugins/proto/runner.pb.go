@@ -1950,11 +1950,14 @@ func (*ApplyMessage_Data) isApplyMessage_Msg() {}
 func (*ApplyMessage_ItemEnd) isApplyMessage_Msg() {}
 
 type ApplyBegin struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Instance      *Instance              `protobuf:"bytes,1,opt,name=instance,proto3" json:"instance,omitempty"`
-	SnapshotMeta  map[string]string      `protobuf:"bytes,2,rep,name=snapshot_meta,json=snapshotMeta,proto3" json:"snapshot_meta,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	Destination   string                 `protobuf:"bytes,3,opt,name=destination,proto3" json:"destination,omitempty"` // empty: into place; else a directory beside it
-	DryRun        bool                   `protobuf:"varint,4,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Instance     *Instance              `protobuf:"bytes,1,opt,name=instance,proto3" json:"instance,omitempty"`
+	SnapshotMeta map[string]string      `protobuf:"bytes,2,rep,name=snapshot_meta,json=snapshotMeta,proto3" json:"snapshot_meta,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Destination  string                 `protobuf:"bytes,3,opt,name=destination,proto3" json:"destination,omitempty"` // empty: into place; else a directory beside it
+	DryRun       bool                   `protobuf:"varint,4,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	// Source-specific restore options, e.g. {"database": "wp_copy"} for a
+	// database source asked to load into another database.
+	Options       map[string]string `protobuf:"bytes,5,rep,name=options,proto3" json:"options,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2015,6 +2018,13 @@ func (x *ApplyBegin) GetDryRun() bool {
 		return x.DryRun
 	}
 	return false
+}
+
+func (x *ApplyBegin) GetOptions() map[string]string {
+	if x != nil {
+		return x.Options
+	}
+	return nil
 }
 
 type ApplyResponse struct {
@@ -3200,14 +3210,18 @@ const file_runner_proto_rawDesc = "" +
 	"item_start\x18\x02 \x01(\v2\x1b.runner.plugin.v1.ItemStartH\x00R\titemStart\x12,\n" +
 	"\x04data\x18\x03 \x01(\v2\x16.runner.plugin.v1.DataH\x00R\x04data\x126\n" +
 	"\bitem_end\x18\x04 \x01(\v2\x19.runner.plugin.v1.ItemEndH\x00R\aitemEndB\x05\n" +
-	"\x03msg\"\x95\x02\n" +
+	"\x03msg\"\x96\x03\n" +
 	"\n" +
 	"ApplyBegin\x126\n" +
 	"\binstance\x18\x01 \x01(\v2\x1a.runner.plugin.v1.InstanceR\binstance\x12S\n" +
 	"\rsnapshot_meta\x18\x02 \x03(\v2..runner.plugin.v1.ApplyBegin.SnapshotMetaEntryR\fsnapshotMeta\x12 \n" +
 	"\vdestination\x18\x03 \x01(\tR\vdestination\x12\x17\n" +
-	"\adry_run\x18\x04 \x01(\bR\x06dryRun\x1a?\n" +
+	"\adry_run\x18\x04 \x01(\bR\x06dryRun\x12C\n" +
+	"\aoptions\x18\x05 \x03(\v2).runner.plugin.v1.ApplyBegin.OptionsEntryR\aoptions\x1a?\n" +
 	"\x11SnapshotMetaEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a:\n" +
+	"\fOptionsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"%\n" +
 	"\rApplyResponse\x12\x14\n" +
@@ -3327,7 +3341,7 @@ func file_runner_proto_rawDescGZIP() []byte {
 }
 
 var file_runner_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_runner_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
+var file_runner_proto_msgTypes = make([]protoimpl.MessageInfo, 54)
 var file_runner_proto_goTypes = []any{
 	(Kind)(0),                      // 0: runner.plugin.v1.Kind
 	(ItemKind)(0),                  // 1: runner.plugin.v1.ItemKind
@@ -3384,8 +3398,9 @@ var file_runner_proto_goTypes = []any{
 	nil,                            // 52: runner.plugin.v1.ItemStart.MetaEntry
 	nil,                            // 53: runner.plugin.v1.CaptureDone.MetaEntry
 	nil,                            // 54: runner.plugin.v1.ApplyBegin.SnapshotMetaEntry
-	nil,                            // 55: runner.plugin.v1.HookRequest.EnvEntry
-	nil,                            // 56: runner.plugin.v1.NotifyRequest.FieldsEntry
+	nil,                            // 55: runner.plugin.v1.ApplyBegin.OptionsEntry
+	nil,                            // 56: runner.plugin.v1.HookRequest.EnvEntry
+	nil,                            // 57: runner.plugin.v1.NotifyRequest.FieldsEntry
 }
 var file_runner_proto_depIdxs = []int32{
 	5,  // 0: runner.plugin.v1.Schema.block_types:type_name -> runner.plugin.v1.BlockType
@@ -3425,52 +3440,53 @@ var file_runner_proto_depIdxs = []int32{
 	28, // 34: runner.plugin.v1.ApplyMessage.item_end:type_name -> runner.plugin.v1.ItemEnd
 	19, // 35: runner.plugin.v1.ApplyBegin.instance:type_name -> runner.plugin.v1.Instance
 	54, // 36: runner.plugin.v1.ApplyBegin.snapshot_meta:type_name -> runner.plugin.v1.ApplyBegin.SnapshotMetaEntry
-	19, // 37: runner.plugin.v1.PrepareRequest.instance:type_name -> runner.plugin.v1.Instance
-	38, // 38: runner.plugin.v1.PutMessage.header:type_name -> runner.plugin.v1.PutHeader
-	27, // 39: runner.plugin.v1.PutMessage.data:type_name -> runner.plugin.v1.Data
-	19, // 40: runner.plugin.v1.HookRequest.instance:type_name -> runner.plugin.v1.Instance
-	55, // 41: runner.plugin.v1.HookRequest.env:type_name -> runner.plugin.v1.HookRequest.EnvEntry
-	19, // 42: runner.plugin.v1.NotifyRequest.instance:type_name -> runner.plugin.v1.Instance
-	56, // 43: runner.plugin.v1.NotifyRequest.fields:type_name -> runner.plugin.v1.NotifyRequest.FieldsEntry
-	13, // 44: runner.plugin.v1.Provider.GetSchema:input_type -> runner.plugin.v1.GetSchemaRequest
-	15, // 45: runner.plugin.v1.Provider.ValidateConfig:input_type -> runner.plugin.v1.ValidateConfigRequest
-	17, // 46: runner.plugin.v1.Provider.CallFunction:input_type -> runner.plugin.v1.CallFunctionRequest
-	20, // 47: runner.plugin.v1.Source.PlanCapture:input_type -> runner.plugin.v1.PlanCaptureRequest
-	23, // 48: runner.plugin.v1.Source.Capture:input_type -> runner.plugin.v1.CaptureRequest
-	30, // 49: runner.plugin.v1.Source.Apply:input_type -> runner.plugin.v1.ApplyMessage
-	33, // 50: runner.plugin.v1.Target.Prepare:input_type -> runner.plugin.v1.PrepareRequest
-	35, // 51: runner.plugin.v1.Target.Release:input_type -> runner.plugin.v1.ReleaseRequest
-	37, // 52: runner.plugin.v1.Target.Put:input_type -> runner.plugin.v1.PutMessage
-	40, // 53: runner.plugin.v1.Target.Get:input_type -> runner.plugin.v1.GetRequest
-	41, // 54: runner.plugin.v1.Target.List:input_type -> runner.plugin.v1.ListRequest
-	43, // 55: runner.plugin.v1.Target.Delete:input_type -> runner.plugin.v1.DeleteRequest
-	45, // 56: runner.plugin.v1.Target.Stat:input_type -> runner.plugin.v1.StatRequest
-	46, // 57: runner.plugin.v1.Target.Usage:input_type -> runner.plugin.v1.UsageRequest
-	48, // 58: runner.plugin.v1.Hook.Up:input_type -> runner.plugin.v1.HookRequest
-	48, // 59: runner.plugin.v1.Hook.Down:input_type -> runner.plugin.v1.HookRequest
-	50, // 60: runner.plugin.v1.Notifier.Notify:input_type -> runner.plugin.v1.NotifyRequest
-	14, // 61: runner.plugin.v1.Provider.GetSchema:output_type -> runner.plugin.v1.GetSchemaResponse
-	16, // 62: runner.plugin.v1.Provider.ValidateConfig:output_type -> runner.plugin.v1.ValidateConfigResponse
-	18, // 63: runner.plugin.v1.Provider.CallFunction:output_type -> runner.plugin.v1.CallFunctionResponse
-	21, // 64: runner.plugin.v1.Source.PlanCapture:output_type -> runner.plugin.v1.PlanCaptureResponse
-	24, // 65: runner.plugin.v1.Source.Capture:output_type -> runner.plugin.v1.CaptureMessage
-	32, // 66: runner.plugin.v1.Source.Apply:output_type -> runner.plugin.v1.ApplyResponse
-	34, // 67: runner.plugin.v1.Target.Prepare:output_type -> runner.plugin.v1.PrepareResponse
-	36, // 68: runner.plugin.v1.Target.Release:output_type -> runner.plugin.v1.ReleaseResponse
-	39, // 69: runner.plugin.v1.Target.Put:output_type -> runner.plugin.v1.PutResponse
-	27, // 70: runner.plugin.v1.Target.Get:output_type -> runner.plugin.v1.Data
-	42, // 71: runner.plugin.v1.Target.List:output_type -> runner.plugin.v1.ObjectInfo
-	44, // 72: runner.plugin.v1.Target.Delete:output_type -> runner.plugin.v1.DeleteResponse
-	42, // 73: runner.plugin.v1.Target.Stat:output_type -> runner.plugin.v1.ObjectInfo
-	47, // 74: runner.plugin.v1.Target.Usage:output_type -> runner.plugin.v1.UsageResponse
-	49, // 75: runner.plugin.v1.Hook.Up:output_type -> runner.plugin.v1.HookResponse
-	49, // 76: runner.plugin.v1.Hook.Down:output_type -> runner.plugin.v1.HookResponse
-	51, // 77: runner.plugin.v1.Notifier.Notify:output_type -> runner.plugin.v1.NotifyResponse
-	61, // [61:78] is the sub-list for method output_type
-	44, // [44:61] is the sub-list for method input_type
-	44, // [44:44] is the sub-list for extension type_name
-	44, // [44:44] is the sub-list for extension extendee
-	0,  // [0:44] is the sub-list for field type_name
+	55, // 37: runner.plugin.v1.ApplyBegin.options:type_name -> runner.plugin.v1.ApplyBegin.OptionsEntry
+	19, // 38: runner.plugin.v1.PrepareRequest.instance:type_name -> runner.plugin.v1.Instance
+	38, // 39: runner.plugin.v1.PutMessage.header:type_name -> runner.plugin.v1.PutHeader
+	27, // 40: runner.plugin.v1.PutMessage.data:type_name -> runner.plugin.v1.Data
+	19, // 41: runner.plugin.v1.HookRequest.instance:type_name -> runner.plugin.v1.Instance
+	56, // 42: runner.plugin.v1.HookRequest.env:type_name -> runner.plugin.v1.HookRequest.EnvEntry
+	19, // 43: runner.plugin.v1.NotifyRequest.instance:type_name -> runner.plugin.v1.Instance
+	57, // 44: runner.plugin.v1.NotifyRequest.fields:type_name -> runner.plugin.v1.NotifyRequest.FieldsEntry
+	13, // 45: runner.plugin.v1.Provider.GetSchema:input_type -> runner.plugin.v1.GetSchemaRequest
+	15, // 46: runner.plugin.v1.Provider.ValidateConfig:input_type -> runner.plugin.v1.ValidateConfigRequest
+	17, // 47: runner.plugin.v1.Provider.CallFunction:input_type -> runner.plugin.v1.CallFunctionRequest
+	20, // 48: runner.plugin.v1.Source.PlanCapture:input_type -> runner.plugin.v1.PlanCaptureRequest
+	23, // 49: runner.plugin.v1.Source.Capture:input_type -> runner.plugin.v1.CaptureRequest
+	30, // 50: runner.plugin.v1.Source.Apply:input_type -> runner.plugin.v1.ApplyMessage
+	33, // 51: runner.plugin.v1.Target.Prepare:input_type -> runner.plugin.v1.PrepareRequest
+	35, // 52: runner.plugin.v1.Target.Release:input_type -> runner.plugin.v1.ReleaseRequest
+	37, // 53: runner.plugin.v1.Target.Put:input_type -> runner.plugin.v1.PutMessage
+	40, // 54: runner.plugin.v1.Target.Get:input_type -> runner.plugin.v1.GetRequest
+	41, // 55: runner.plugin.v1.Target.List:input_type -> runner.plugin.v1.ListRequest
+	43, // 56: runner.plugin.v1.Target.Delete:input_type -> runner.plugin.v1.DeleteRequest
+	45, // 57: runner.plugin.v1.Target.Stat:input_type -> runner.plugin.v1.StatRequest
+	46, // 58: runner.plugin.v1.Target.Usage:input_type -> runner.plugin.v1.UsageRequest
+	48, // 59: runner.plugin.v1.Hook.Up:input_type -> runner.plugin.v1.HookRequest
+	48, // 60: runner.plugin.v1.Hook.Down:input_type -> runner.plugin.v1.HookRequest
+	50, // 61: runner.plugin.v1.Notifier.Notify:input_type -> runner.plugin.v1.NotifyRequest
+	14, // 62: runner.plugin.v1.Provider.GetSchema:output_type -> runner.plugin.v1.GetSchemaResponse
+	16, // 63: runner.plugin.v1.Provider.ValidateConfig:output_type -> runner.plugin.v1.ValidateConfigResponse
+	18, // 64: runner.plugin.v1.Provider.CallFunction:output_type -> runner.plugin.v1.CallFunctionResponse
+	21, // 65: runner.plugin.v1.Source.PlanCapture:output_type -> runner.plugin.v1.PlanCaptureResponse
+	24, // 66: runner.plugin.v1.Source.Capture:output_type -> runner.plugin.v1.CaptureMessage
+	32, // 67: runner.plugin.v1.Source.Apply:output_type -> runner.plugin.v1.ApplyResponse
+	34, // 68: runner.plugin.v1.Target.Prepare:output_type -> runner.plugin.v1.PrepareResponse
+	36, // 69: runner.plugin.v1.Target.Release:output_type -> runner.plugin.v1.ReleaseResponse
+	39, // 70: runner.plugin.v1.Target.Put:output_type -> runner.plugin.v1.PutResponse
+	27, // 71: runner.plugin.v1.Target.Get:output_type -> runner.plugin.v1.Data
+	42, // 72: runner.plugin.v1.Target.List:output_type -> runner.plugin.v1.ObjectInfo
+	44, // 73: runner.plugin.v1.Target.Delete:output_type -> runner.plugin.v1.DeleteResponse
+	42, // 74: runner.plugin.v1.Target.Stat:output_type -> runner.plugin.v1.ObjectInfo
+	47, // 75: runner.plugin.v1.Target.Usage:output_type -> runner.plugin.v1.UsageResponse
+	49, // 76: runner.plugin.v1.Hook.Up:output_type -> runner.plugin.v1.HookResponse
+	49, // 77: runner.plugin.v1.Hook.Down:output_type -> runner.plugin.v1.HookResponse
+	51, // 78: runner.plugin.v1.Notifier.Notify:output_type -> runner.plugin.v1.NotifyResponse
+	62, // [62:79] is the sub-list for method output_type
+	45, // [45:62] is the sub-list for method input_type
+	45, // [45:45] is the sub-list for extension type_name
+	45, // [45:45] is the sub-list for extension extendee
+	0,  // [0:45] is the sub-list for field type_name
 }
 
 func init() { file_runner_proto_init() }
@@ -3500,7 +3516,7 @@ func file_runner_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_runner_proto_rawDesc), len(file_runner_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   53,
+			NumMessages:   54,
 			NumExtensions: 0,
 			NumServices:   5,
 		},

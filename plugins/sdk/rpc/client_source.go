@@ -213,6 +213,7 @@ func (s *SourceClient) Apply(ctx context.Context, req pluginapi.ApplyRequest, r 
 		SnapshotMeta: req.SnapshotMeta,
 		Destination:  req.Destination,
 		DryRun:       req.DryRun,
+		Options:      req.Options,
 	}}})
 	if err != nil {
 		return err

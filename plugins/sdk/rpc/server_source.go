@@ -283,6 +283,7 @@ func (ss *sourceServer) Apply(stream proto.Source_ApplyServer) error {
 		SnapshotMeta: begin.GetSnapshotMeta(),
 		Destination:  begin.GetDestination(),
 		DryRun:       begin.GetDryRun(),
+		Options:      begin.GetOptions(),
 	}
 	r := &applyReader{stream: stream}
 	err = ss.s.call("Apply", inst.Address, func() error {

@@ -151,6 +151,10 @@ type ApplyRequest struct {
 	SnapshotMeta map[string]string
 	Destination  string // empty: into place; else a directory beside the live data
 	DryRun       bool
+	// Options are source-specific restore options (runner restore's
+	// --option KEY=VALUE and the flags that map onto it, such as
+	// --to-database NAME as "database").
+	Options map[string]string
 }
 
 // ItemReader yields the items of a snapshot being applied. Next returns
