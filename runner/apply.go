@@ -39,11 +39,18 @@ type JobResult struct {
 	Files    int64  `json:"files"`
 	Bytes    int64  `json:"bytes"`
 	// AddedBytes is how much new data the snapshot added to the repository.
-	AddedBytes int64         `json:"added_bytes"`
-	Partial    bool          `json:"partial,omitempty"`
-	Warnings   []string      `json:"warnings,omitempty"`
-	Notes      []string      `json:"notes,omitempty"`
-	Duration   time.Duration `json:"duration_ns"`
+	AddedBytes int64 `json:"added_bytes"`
+	Partial    bool  `json:"partial,omitempty"`
+	// Full says the run re-read every file (full_every).
+	Full bool `json:"full,omitempty"`
+	// Resumed is the start of an interrupted run this one finished.
+	Resumed   time.Time     `json:"resumed,omitzero"`
+	Forgotten []Forget      `json:"forgotten,omitempty"`
+	Warnings  []string      `json:"warnings,omitempty"`
+	Notes     []string      `json:"notes,omitempty"`
+	Duration  time.Duration `json:"duration_ns"`
+	// Recovered says the job succeeded after failing before.
+	Recovered bool `json:"recovered,omitempty"`
 }
 
 // ApplyOptions steer a run.
@@ -51,6 +58,13 @@ type ApplyOptions struct {
 	// DryRun does the read-only steps only: hooks and plugins are asked to
 	// say what they would do, targets are prepared read-only.
 	DryRun bool
+	// Saved says the plan was made earlier (runner plan -out): it is
+	// applied exactly, and refused for a job whose state or snapshots
+	// changed since.
+	Saved bool
+	// LockWait is how long a job waits for another run of it to end
+	// before it is skipped.
+	LockWait time.Duration
 }
 
 // Apply runs the plan's jobs, at most Runner.Parallel at once. A job that
@@ -82,7 +96,7 @@ func (e *Engine) Apply(ctx context.Context, plan *Plan, jobs []*config.Job, opts
 			continue
 		}
 		wg.Add(1)
-		go func(i int, j *config.Job) {
+		go func(i int, j *config.Job, jp *JobPlan) {
 			defer wg.Done()
 			select {
 			case sem <- struct{}{}:
@@ -91,28 +105,91 @@ func (e *Engine) Apply(ctx context.Context, plan *Plan, jobs []*config.Job, opts
 				results[i] = &JobResult{Job: j.Name, Status: StatusFailure, Error: "interrupted before it started"}
 				return
 			}
-			results[i] = e.runJob(ctx, j, opts, pool)
-		}(i, j)
+			results[i] = e.runJob(ctx, j, jp, opts, pool)
+		}(i, j, jp)
 	}
 	wg.Wait()
 	return results
 }
 
-// runJob brings up the job's hooks in order, prepares the target, captures
-// the source, then brings everything down in reverse order whatever
-// happened, with a fresh deadline so an interrupted run still cleans up.
-func (e *Engine) runJob(ctx context.Context, j *config.Job, opts ApplyOptions, pool *targetPool) *JobResult {
+// runJob runs one job under its lock: it checks that the job is still due
+// (another process may have run it since the plan), marks the run in the
+// job's state, does the work (jobSteps) and records the outcome, so that
+// only a successful run makes the job look done.
+func (e *Engine) runJob(ctx context.Context, j *config.Job, jp *JobPlan, opts ApplyOptions, pool *targetPool) *JobResult {
 	start := e.now()
+	began := time.Now()
 	log := e.log().With("job", j.Name)
 	res := &JobResult{Job: j.Name, Status: StatusSuccess}
 	defer func() {
-		res.Duration = e.now().Sub(start)
-		log.Info("job finished", "status", res.Status, "items", res.Items, "files", res.Files, "bytes", res.Bytes, "duration", res.Duration.Round(time.Millisecond), "error", res.Error)
+		res.Duration = time.Since(began)
+		args := []any{"status", res.Status, "items", res.Items, "files", res.Files, "bytes", res.Bytes,
+			"added", res.AddedBytes, "forgotten", len(res.Forgotten), "duration", res.Duration.Round(time.Millisecond)}
+		if res.Snapshot != "" {
+			args = append(args, "snapshot", res.Snapshot[:8])
+		}
+		switch res.Status {
+		case StatusFailure:
+			log.Error("job failed", append(args, "error", res.Error)...)
+		case StatusSkipped:
+			log.Info("job skipped", "reason", res.Reason)
+		default:
+			log.Info("job done", args...)
+		}
 	}()
 	if j.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, j.Timeout)
 		defer cancel()
+	}
+
+	var st *JobState
+	if !opts.DryRun {
+		lock, err := e.LockJob(ctx, j.Name, opts.LockWait)
+		if err != nil {
+			var le *JobLockedError
+			if errors.As(err, &le) {
+				res.Status, res.Reason = StatusSkipped, le.Error()+": skipped"
+				return res
+			}
+			res.Status, res.Error = StatusFailure, err.Error()
+			return res
+		}
+		defer func() { _ = lock.Unlock() }()
+		var hash string
+		st, hash, err = e.loadStateHashed(j.Name)
+		if err != nil {
+			res.Status, res.Error = StatusFailure, err.Error()
+			return res
+		}
+		if opts.Saved && hash != jp.StateHash {
+			res.Status, res.Error = StatusFailure, "the saved plan is stale: the job ran or its state changed since the plan was made; make a new plan"
+			return res
+		}
+		if !opts.Saved {
+			// The plan was made before the lock was taken: another run may
+			// have done the job in between.
+			d := due(j, st, start)
+			if !d.Due && st.Running == nil && jp.Interrupted == nil && !jp.Forced {
+				res.Status, res.Reason = StatusSkipped, d.Reason
+				return res
+			}
+		}
+		if st.Running != nil {
+			res.Resumed = st.Running.Start
+			log.Warn(fmt.Sprintf("resuming interrupted backup of job %s started at %s", j.Name, st.Running.Start.Format(time.RFC3339)),
+				"pid", st.Running.PID)
+			res.Notes = append(res.Notes, fmt.Sprintf("resuming the interrupted run started at %s (pid %d); data it stored is reused", st.Running.Start.Format(time.RFC3339), st.Running.PID))
+		}
+		st.Running = &Running{PID: os.Getpid(), Host: Hostname(), Start: start}
+		if err := e.SaveState(st); err != nil {
+			res.Status, res.Error = StatusFailure, err.Error()
+			return res
+		}
+	}
+	res.Full = jp.Full
+	if jp.Full {
+		log.Info("full run: every file is read again", "why", jp.FullReason)
 	}
 
 	plugins := &jobPlugins{launcher: e.Plugins}
@@ -122,10 +199,34 @@ func (e *Engine) runJob(ctx context.Context, j *config.Job, opts ApplyOptions, p
 	if opts.DryRun {
 		env["RUNNER_DRY_RUN"] = "1"
 	}
-	if err := e.jobSteps(ctx, j, opts, pool, plugins, env, res, log); err != nil {
+	if err := e.jobSteps(ctx, j, jp, opts, pool, plugins, env, res, log); err != nil {
 		res.Status, res.Error = StatusFailure, err.Error()
 	}
+	if st != nil {
+		e.recordRun(st, res, start, log)
+	}
 	return res
+}
+
+// recordRun writes a finished run into the job's state.
+func (e *Engine) recordRun(st *JobState, res *JobResult, start time.Time, log *slog.Logger) {
+	rec := &RunRecord{Start: start, End: e.now(), Snapshot: res.Snapshot, Full: res.Full, Files: res.Files,
+		Bytes: res.Bytes, AddedBytes: res.AddedBytes, Forgotten: len(res.Forgotten), Partial: res.Partial, Error: res.Error}
+	st.Running = nil
+	if res.Status == StatusSuccess {
+		res.Recovered = st.Failures > 0
+		st.LastSuccess, st.Failures = rec, 0
+		if res.Full {
+			st.LastFull = start
+		}
+	} else {
+		st.LastFailure = rec
+		st.Failures++
+	}
+	if err := e.SaveState(st); err != nil {
+		log.Error("cannot record the run in the job's state", "error", err)
+		res.Warnings = append(res.Warnings, err.Error())
+	}
 }
 
 // bringDown runs Down of every hook that came up, in reverse order, with
@@ -160,7 +261,7 @@ func (e *Engine) bringDown(plugins *jobPlugins, up []*config.Instance, env map[s
 //
 // Whatever came up comes down in reverse order, also after a failure or a
 // panic (which becomes the job's error before the hooks see its status).
-func (e *Engine) jobSteps(ctx context.Context, j *config.Job, opts ApplyOptions, pool *targetPool, plugins *jobPlugins, env map[string]string, res *JobResult, log *slog.Logger) (err error) {
+func (e *Engine) jobSteps(ctx context.Context, j *config.Job, jp *JobPlan, opts ApplyOptions, pool *targetPool, plugins *jobPlugins, env map[string]string, res *JobResult, log *slog.Logger) (err error) {
 	// Start the source's plugin while the target comes up: both are
 	// process launches, and a backup of an unchanged tree is short enough
 	// for them to matter. The launch is always waited for, so no plugin
@@ -189,8 +290,15 @@ func (e *Engine) jobSteps(ctx context.Context, j *config.Job, opts ApplyOptions,
 		return err
 	}
 	defer func() {
-		if rerr := pool.release(j.Target, err == nil); rerr != nil {
-			log.Error("bringing the target down failed", "target", j.Target.Address, "error", rerr)
+		if len(res.Forgotten) > 0 {
+			pool.markPrune(j.Target)
+		}
+		note, errs := pool.release(ctx, j.Target, err == nil)
+		if note != "" {
+			res.Notes = append(res.Notes, note)
+		}
+		for _, rerr := range errs {
+			log.Error("after the job, on its target", "target", j.Target.Address, "error", rerr)
 			res.Warnings = append(res.Warnings, rerr.Error())
 		}
 	}()
@@ -231,7 +339,7 @@ func (e *Engine) jobSteps(ctx context.Context, j *config.Job, opts ApplyOptions,
 	}
 	sc := sl.c
 	if !opts.DryRun {
-		return e.backup(ctx, j, ts.Storage, sc, res)
+		return e.backup(ctx, j, jp, opts, ts.Storage, sc, res)
 	}
 	// A dry run reads what the capture produces without storing it.
 	w := &countingWriter{ctx: ctx, res: res}

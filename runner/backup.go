@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
+	"time"
 
 	config "github.com/backup-runner/runner/hcl"
 	"github.com/backup-runner/runner/internal/archiver"
@@ -111,14 +111,7 @@ func (s *repoStream) CloseWithError(cause error) error {
 
 // cachePath is where a job's change cache lives.
 func (e *Engine) cachePath(job string) string {
-	safe := strings.Map(func(r rune) rune {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
-			return r
-		}
-		return '_'
-	}, job)
-	return filepath.Join(e.Config.Runner.StateDir, "cache", safe+".cache")
+	return filepath.Join(e.Config.Runner.StateDir, "cache", safeName(job)+".cache")
 }
 
 // Hostname is this machine's name as runner records it in snapshots:
@@ -134,19 +127,28 @@ func Hostname() string {
 // backup captures a job's source into the repository on its target and
 // saves a snapshot: packs and index first, then the snapshot document,
 // then the change cache for the next run.
-func (e *Engine) backup(ctx context.Context, j *config.Job, st repo.Storage, src PluginClient, res *JobResult) error {
+func (e *Engine) backup(ctx context.Context, j *config.Job, jp *JobPlan, opts ApplyOptions, st repo.Storage, src PluginClient, res *JobResult) error {
 	r, err := e.openRepo(ctx, j.Target, st, repo.LockShared)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = r.Close(context.Background()) }()
+	if opts.Saved && jp.RepoHash != "" {
+		sns, err := JobSnapshots(ctx, r, j.Name)
+		if err != nil {
+			return fmt.Errorf("list snapshots of %s: %w", j.Name, err)
+		}
+		if snapshotsHash(sns) != jp.RepoHash {
+			return fmt.Errorf("the saved plan is stale: the snapshots of job %s on %s changed since the plan was made; make a new plan", j.Name, j.Target.Address)
+		}
+	}
 
 	cachePath := e.cachePath(j.Name)
 	cache, cerr := archiver.LoadCache(cachePath, r.Config().ID)
 	if cerr != nil {
 		e.log().Warn("change cache unreadable; every file will be read", "job", j.Name, "cache", cachePath, "error", cerr)
 	}
-	arch := archiver.New(r, archiver.Options{Cache: cache, Log: e.log().With("job", j.Name)})
+	arch := archiver.New(r, archiver.Options{Cache: cache, Full: jp.Full, Log: e.log().With("job", j.Name)})
 	e.live.Store(j.Name, arch)
 	defer e.live.Delete(j.Name)
 	start := e.now()
@@ -192,6 +194,49 @@ func (e *Engine) backup(ctx context.Context, j *config.Job, st repo.Storage, src
 		if err != nil {
 			e.log().Warn("cannot save the change cache; the next backup reads every file", "job", j.Name, "error", err)
 		}
+	}
+	// Retention comes after the snapshot is safe; its failure is reported
+	// but does not make the snapshot bad.
+	if err := e.forget(ctx, r, j, jp, opts, res); err != nil {
+		e.log().Error("retention failed", "job", j.Name, "error", err)
+		res.Warnings = append(res.Warnings, "retention: "+err.Error())
+	}
+	return nil
+}
+
+// forget applies the job's retention policy after its new snapshot: the
+// snapshots a saved plan listed, exactly; otherwise what the policy decides
+// now. Only the snapshot documents go; the run prunes the data afterwards.
+func (e *Engine) forget(ctx context.Context, r *repo.Repository, j *config.Job, jp *JobPlan, opts ApplyOptions, res *JobResult) error {
+	var forgets []Forget
+	if opts.Saved {
+		if jp.Retention != nil {
+			forgets = jp.Retention.Forget
+		}
+	} else if hasRetention(j.Policy) {
+		sns, err := JobSnapshots(ctx, r, j.Name)
+		if err != nil {
+			return err
+		}
+		rr, err := e.decideRetention(ctx, r, j, sns, e.now(), false)
+		if err != nil {
+			return err
+		}
+		for id, why := range rr.Reasons {
+			e.log().Debug("retention", "job", j.Name, "snapshot", id[:min(8, len(id))], "decision", why)
+		}
+		forgets = rr.Forget
+	}
+	for _, f := range forgets {
+		id, err := repo.ParseID(f.Snapshot)
+		if err != nil {
+			return fmt.Errorf("snapshot %s: %w", f.Snapshot, err)
+		}
+		if err := r.DeleteSnapshot(ctx, id); err != nil {
+			return fmt.Errorf("forget snapshot %s: %w", id.Short(), err)
+		}
+		e.log().Info("forgot snapshot", "job", j.Name, "snapshot", id.Short(), "time", f.Time.Format(time.RFC3339), "reason", f.Reason)
+		res.Forgotten = append(res.Forgotten, f)
 	}
 	return nil
 }

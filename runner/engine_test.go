@@ -359,7 +359,7 @@ job "copy" {
 }
 `, 1)
 	jobs, _ := f.eng.SelectJobs(nil)
-	plan := f.eng.Plan(context.Background(), jobs, runner.PlanOptions{Estimate: true})
+	plan := f.eng.Plan(context.Background(), jobs, runner.PlanOptions{Full: true})
 	if plan.Changes() {
 		t.Fatalf("plan has changes: %+v", plan.Jobs)
 	}

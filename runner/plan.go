@@ -2,9 +2,15 @@ package runner
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
+	"os"
+	"time"
 
 	config "github.com/backup-runner/runner/hcl"
+	"github.com/backup-runner/runner/internal/repo"
 	"github.com/backup-runner/runner/plugins/sdk/schema"
 )
 
@@ -17,25 +23,61 @@ const (
 	ActionError   Action = "error"   // the plan could not be made
 )
 
-// Plan is the read-only answer to "what would a run do?".
+// PlanVersion is the version of the saved plan format (runner plan -out).
+const PlanVersion = 1
+
+// Plan is the read-only answer to "what would a run do?". Its JSON form is
+// what runner plan -json prints and runner plan -out saves (see the
+// README's "Plan JSON" section).
 type Plan struct {
-	Jobs []*JobPlan `json:"jobs"`
+	Version int       `json:"version"`
+	Created time.Time `json:"created"`
+	// ConfigHash identifies the configuration the plan was made from
+	// (files and variables); apply refuses a plan made from another.
+	ConfigHash string     `json:"config_hash,omitempty"`
+	Jobs       []*JobPlan `json:"jobs"`
+	// Full says whether the plan read targets and estimated captures (runner
+	// plan) or only decided what is due (the plan apply makes for itself).
+	Full bool `json:"full"`
 }
 
 // JobPlan is one job's part of a plan.
 type JobPlan struct {
-	Job      string         `json:"job"`
-	Role     string         `json:"role"`
-	Source   string         `json:"source"`
-	Target   string         `json:"target"`
-	Policy   string         `json:"policy,omitempty"`
-	Schedule string         `json:"schedule,omitempty"`
-	Hooks    []string       `json:"hooks,omitempty"`
-	Action   Action         `json:"action"`
-	Reason   string         `json:"reason"`
-	Items    []ItemEstimate `json:"items,omitempty"`
-	Notes    []string       `json:"notes,omitempty"`
-	Error    string         `json:"error,omitempty"`
+	Job      string   `json:"job"`
+	Role     string   `json:"role"`
+	Source   string   `json:"source"`
+	Target   string   `json:"target"`
+	Policy   string   `json:"policy,omitempty"`
+	Schedule string   `json:"schedule,omitempty"`
+	Hooks    []string `json:"hooks,omitempty"`
+	Action   Action   `json:"action"`
+	// Reason says why the job is due or not (or skipped).
+	Reason string `json:"reason"`
+	// NextDue is when the job is next due (now when it is due); zero if
+	// never.
+	NextDue     time.Time  `json:"next_due,omitzero"`
+	Full        bool       `json:"full,omitempty"`
+	FullReason  string     `json:"full_reason,omitempty"`
+	Forced      bool       `json:"forced,omitempty"`
+	LastSuccess *RunRecord `json:"last_success,omitempty"`
+	LastFailure *RunRecord `json:"last_failure,omitempty"`
+	// Interrupted is a previous run that was killed; this run resumes it.
+	Interrupted *Running       `json:"interrupted,omitempty"`
+	Items       []ItemEstimate `json:"items,omitempty"`
+	// Snapshots is how many snapshots the job has on its target (when the
+	// plan read it), and Retention what the policy would forget after
+	// this run's snapshot.
+	Snapshots int              `json:"snapshots"`
+	Retention *RetentionResult `json:"retention,omitempty"`
+	// FreeBytes is the target's free space, -1 if unknown or not read.
+	FreeBytes int64    `json:"free_bytes"`
+	Notes     []string `json:"notes,omitempty"`
+	Error     string   `json:"error,omitempty"`
+	// StateHash and RepoHash fingerprint what the plan read: the job's
+	// state file and its list of snapshots. Applying a saved plan after
+	// either changed is refused.
+	StateHash string `json:"state_hash"`
+	RepoHash  string `json:"repo_hash,omitempty"`
 }
 
 // ItemEstimate is the estimate of one item a capture would produce.
@@ -70,16 +112,20 @@ func (p *Plan) Errors() int {
 
 // PlanOptions steer planning.
 type PlanOptions struct {
-	// Estimate asks each source to estimate its capture (for a source of
-	// files, a walk of the tree). runner plan shows the estimates; apply
-	// does not need them and skips the extra walk.
-	Estimate bool
+	// Full makes the plan runner plan prints: each due job's source
+	// estimates its capture (for a source of files, a walk of the tree) and
+	// its target is brought up read-only to read its snapshots, usage and
+	// what retention would forget. The plan apply makes for itself only
+	// decides what is due, so that a cron poll with nothing due touches no
+	// target and starts no plugin.
+	Full bool
+	// Force treats every enabled job as due (runner apply -force).
+	Force bool
 }
 
-// Plan computes what a run of the given jobs would do. It only reads: the
-// sources' plugins estimate their captures without changing anything.
+// Plan computes what a run of the given jobs would do. It only reads.
 func (e *Engine) Plan(ctx context.Context, jobs []*config.Job, o PlanOptions) *Plan {
-	p := &Plan{}
+	p := &Plan{Version: PlanVersion, Created: e.now(), Full: o.Full}
 	for _, j := range jobs {
 		p.Jobs = append(p.Jobs, e.planJob(ctx, j, o))
 	}
@@ -87,7 +133,7 @@ func (e *Engine) Plan(ctx context.Context, jobs []*config.Job, o PlanOptions) *P
 }
 
 func (e *Engine) planJob(ctx context.Context, j *config.Job, o PlanOptions) *JobPlan {
-	jp := &JobPlan{Job: j.Name, Role: string(j.Role), Source: j.Source.Address, Target: j.Target.Address}
+	jp := &JobPlan{Job: j.Name, Role: string(j.Role), Source: j.Source.Address, Target: j.Target.Address, FreeBytes: -1}
 	if j.Policy != nil {
 		jp.Policy = "policy." + j.Policy.Name
 		jp.Schedule = j.Policy.ScheduleText
@@ -95,6 +141,16 @@ func (e *Engine) planJob(ctx context.Context, j *config.Job, o PlanOptions) *Job
 	for _, h := range jobHooks(j) {
 		jp.Hooks = append(jp.Hooks, h.Address)
 	}
+	fail := func(format string, args ...any) *JobPlan {
+		jp.Action, jp.Error = ActionError, fmt.Sprintf(format, args...)
+		return jp
+	}
+	st, hash, err := e.loadStateHashed(j.Name)
+	if err != nil {
+		return fail("%v", err)
+	}
+	jp.StateHash = hash
+	jp.LastSuccess, jp.LastFailure = st.LastSuccess, st.LastFailure
 	switch {
 	case !j.Enabled:
 		jp.Action, jp.Reason = ActionSkip, "disabled (enabled = false)"
@@ -103,27 +159,134 @@ func (e *Engine) planJob(ctx context.Context, j *config.Job, o PlanOptions) *Job
 		jp.Action, jp.Reason = ActionSkip, "replica: applying snapshots on replicas is not supported by this version yet"
 		return jp
 	}
-	const reason = "no schedule limits this version: every apply runs every enabled primary job"
-	if !o.Estimate {
-		jp.Action, jp.Reason = ActionCapture, reason
+	now := e.now()
+	d := due(j, st, now)
+	jp.Reason, jp.NextDue, jp.Full, jp.FullReason = d.Reason, d.Next, d.Full, d.FullReason
+	if _, held := e.JobLockHolder(j.Name); held {
+		jp.Notes = append(jp.Notes, "a run of this job is under way now")
+	} else if st.Running != nil {
+		jp.Interrupted = st.Running
+		if !d.Due {
+			// The interrupted run was due; its work is half done and the
+			// repository keeps what it uploaded: finish it.
+			d.Due = true
+			jp.Reason = fmt.Sprintf("due: resuming the run interrupted at %s (%s)", st.Running.Start.Format(time.RFC3339), d.Reason)
+		}
+	}
+	if o.Force && !d.Due {
+		d.Due, jp.Forced = true, true
+		jp.Reason = "due: forced (-force); " + d.Reason
+	}
+	if !d.Due {
+		jp.Action = ActionSkip
 		return jp
 	}
+	jp.Action = ActionCapture
+	if !o.Full {
+		return jp
+	}
+
 	plugins := &jobPlugins{launcher: e.Plugins}
 	defer plugins.close()
 	src, err := plugins.get(ctx, schema.KindSource, j.Source.Block.TypeName)
 	if err != nil {
-		jp.Action, jp.Error = ActionError, fmt.Sprintf("%s: %v", j.Source.Address, err)
-		return jp
+		return fail("%s: %v", j.Source.Address, err)
 	}
 	cp, err := src.PlanCapture(ctx, instance(j.Source))
 	if err != nil {
-		jp.Action, jp.Error = ActionError, fmt.Sprintf("plan capture of %s: %v", j.Source.Address, err)
-		return jp
+		return fail("plan capture of %s: %v", j.Source.Address, err)
 	}
-	jp.Action, jp.Reason = ActionCapture, reason
 	for _, it := range cp.Items {
 		jp.Items = append(jp.Items, ItemEstimate{Name: it.Name, Kind: it.Kind.String(), Files: it.Files, Bytes: it.Bytes, Detail: it.Detail})
 	}
-	jp.Notes = cp.Notes
+	jp.Notes = append(jp.Notes, cp.Notes...)
+	if err := e.planTarget(ctx, j, jp, now); err != nil {
+		return fail("%v", err)
+	}
 	return jp
+}
+
+// planTarget brings the job's target up read-only and reads what the plan
+// shows: free space (and the min_free_ratio check), the job's snapshots
+// and what retention would forget after this run.
+func (e *Engine) planTarget(ctx context.Context, j *config.Job, jp *JobPlan, now time.Time) (err error) {
+	ts, err := e.OpenTarget(ctx, j.Target, true, map[string]string{"RUNNER_JOB": j.Name, "RUNNER_OPERATION": "plan"})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := ts.Close(err == nil); cerr != nil && err == nil {
+			err = cerr
+		}
+		jp.Notes = append(jp.Notes, ts.notes...)
+	}()
+	if u, uerr := ts.sess.Usage(ctx); uerr == nil {
+		jp.FreeBytes = u.FreeBytes
+	}
+	note, err := e.checkFreeSpace(ctx, ts)
+	if err != nil {
+		return err
+	}
+	if note != "" {
+		jp.Notes = append(jp.Notes, note)
+	}
+	r, err := e.OpenRepository(ctx, ts, repo.LockNone)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = r.Close(context.Background()) }()
+	sns, err := JobSnapshots(ctx, r, j.Name)
+	if err != nil {
+		return fmt.Errorf("list snapshots of %s: %w", j.Name, err)
+	}
+	jp.Snapshots = len(sns)
+	jp.RepoHash = snapshotsHash(sns)
+	if hasRetention(j.Policy) {
+		if jp.Retention, err = e.decideRetention(ctx, r, j, sns, now, true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// snapshotsHash fingerprints a job's list of snapshots.
+func snapshotsHash(sns []*repo.Snapshot) string {
+	h := sha256.New()
+	for _, sn := range sns {
+		h.Write(sn.ID[:])
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// loadStateHashed reads a job's state and fingerprints the file.
+func (e *Engine) loadStateHashed(job string) (*JobState, string, error) {
+	st, err := e.LoadState(job)
+	if err != nil {
+		return nil, "", err
+	}
+	b, err := os.ReadFile(e.statePath(job))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, "", err
+	}
+	sum := sha256.Sum256(b)
+	return st, hex.EncodeToString(sum[:]), nil
+}
+
+// CheckSavedPlan refuses a saved plan when a job's state changed since it
+// was made (the job ran, failed or is running). The job's snapshots are
+// checked again when its target is up.
+func (e *Engine) CheckSavedPlan(p *Plan) error {
+	for _, jp := range p.Jobs {
+		if jp.Action != ActionCapture {
+			continue
+		}
+		_, hash, err := e.loadStateHashed(jp.Job)
+		if err != nil {
+			return err
+		}
+		if hash != jp.StateHash {
+			return fmt.Errorf("job %s ran or its state changed since the plan was made", jp.Job)
+		}
+	}
+	return nil
 }

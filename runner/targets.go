@@ -24,6 +24,7 @@ type poolEntry struct {
 	ts     *TargetSession
 	refs   int
 	failed bool // some job using it failed: its hooks come down with RUNNER_STATUS=failure
+	prune  bool // some job forgot snapshots: prune before bringing it down
 }
 
 func newTargetPool(e *Engine, dryRun bool) *targetPool {
@@ -52,15 +53,33 @@ func (p *targetPool) acquire(ctx context.Context, t *config.Instance) (*TargetSe
 		if err != nil {
 			return nil, err
 		}
+		note, err := p.e.checkFreeSpace(ctx, ts)
+		if err != nil {
+			_ = ts.Close(false)
+			return nil, err
+		}
+		if note != "" {
+			ts.notes = append(ts.notes, note)
+		}
 		pe.ts, pe.failed = ts, false
 	}
 	pe.refs++
 	return pe.ts, nil
 }
 
-// release gives the target back; the last holder brings it down and gets
-// the error of doing so, if any.
-func (p *targetPool) release(t *config.Instance, ok bool) error {
+// markPrune notes that a job forgot snapshots on the target.
+func (p *targetPool) markPrune(t *config.Instance) {
+	pe := p.entry(t.Address)
+	pe.mu.Lock()
+	defer pe.mu.Unlock()
+	pe.prune = true
+}
+
+// release gives the target back. The last holder prunes it if a job
+// forgot snapshots (prune needs the repository to itself, so it waits
+// until no job of the run uses it), then brings it down; it gets what the
+// prune did and the errors of pruning and of bringing the target down.
+func (p *targetPool) release(ctx context.Context, t *config.Instance, ok bool) (note string, errs []error) {
 	pe := p.entry(t.Address)
 	pe.mu.Lock()
 	defer pe.mu.Unlock()
@@ -69,9 +88,19 @@ func (p *targetPool) release(t *config.Instance, ok bool) error {
 	}
 	pe.refs--
 	if pe.refs > 0 || pe.ts == nil {
-		return nil
+		return "", nil
 	}
 	ts := pe.ts
 	pe.ts = nil
-	return ts.Close(!pe.failed)
+	if pe.prune && !p.dryRun {
+		pe.prune = false
+		var err error
+		if note, err = p.e.pruneSession(ctx, ts); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := ts.Close(!pe.failed); err != nil {
+		errs = append(errs, err)
+	}
+	return note, errs
 }

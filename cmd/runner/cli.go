@@ -13,8 +13,10 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/backup-runner/runner/internal/logging"
+	"github.com/backup-runner/runner/runner"
 )
 
 // Exit codes, as documented in the README.
@@ -96,6 +98,8 @@ type globals struct {
 
 	stdout, stderr io.Writer
 	log            *slog.Logger
+	// now is the clock: the system's, or RUNNER_NOW's.
+	now func() time.Time
 }
 
 func (g *globals) addFlags(fs *flag.FlagSet) {
@@ -198,6 +202,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	if err := g.setupLog(); err != nil {
+		fmt.Fprintf(stderr, "runner: %v\n", err)
+		return exitUsage
+	}
+	if g.now, err = runner.ClockFromEnv(); err != nil {
 		fmt.Fprintf(stderr, "runner: %v\n", err)
 		return exitUsage
 	}

@@ -58,7 +58,7 @@ func runRestore(ctx context.Context, g *globals, o restoreOptions, args []string
 	}
 	var at time.Time
 	if o.at != "" {
-		if at, err = runner.ParseAt(o.at, time.Now()); err != nil {
+		if at, err = runner.ParseAt(o.at, g.now()); err != nil {
 			return usageError("%v", err)
 		}
 	}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
+	"path/filepath"
 
 	"github.com/hashicorp/hcl/v2"
 
@@ -18,12 +20,18 @@ import (
 // loaded is an evaluated configuration with the plugin catalog that
 // resolved it; close stops every plugin process.
 type loaded struct {
-	cfg *config.Config
-	mod *config.Module
-	cat *host.Catalog
+	cfg     *config.Config
+	mod     *config.Module
+	cat     *host.Catalog
+	logFile *os.File
 }
 
-func (l *loaded) close() { l.cat.Close() }
+func (l *loaded) close() {
+	l.cat.Close()
+	if l.logFile != nil {
+		_ = l.logFile.Close()
+	}
+}
 
 func newCatalog(g *globals) (*host.Catalog, error) {
 	exe, err := os.Executable()
@@ -97,7 +105,7 @@ func countInstances(blocks []*config.Block) int {
 
 // engine returns an engine whose plugin processes come from the catalog.
 func (l *loaded) engine(g *globals) *runner.Engine {
-	return &runner.Engine{Config: l.cfg, Plugins: launcher{l.cat}, Log: g.log}
+	return &runner.Engine{Config: l.cfg, Plugins: launcher{l.cat}, Log: g.log, Now: g.now}
 }
 
 // loadJobs loads the configuration and selects the named jobs (all when
@@ -105,6 +113,9 @@ func (l *loaded) engine(g *globals) *runner.Engine {
 func (g *globals) loadJobs(ctx context.Context, names []string) (l *loaded, eng *runner.Engine, jobs []*config.Job, err error) {
 	l, err = g.load(ctx)
 	if err != nil {
+		return l, nil, nil, err
+	}
+	if err := g.openLogFile(l); err != nil {
 		return l, nil, nil, err
 	}
 	eng = l.engine(g)
@@ -121,4 +132,28 @@ func (la launcher) Launch(ctx context.Context, kind schema.Kind, typeName string
 		return nil, err
 	}
 	return la.cat.Launch(ctx, name)
+}
+
+// openLogFile adds runner { log_file } to the logger: JSON lines, at info
+// level (debug with --log-level debug) whatever the terminal shows, so the
+// file keeps every run's history.
+func (g *globals) openLogFile(l *loaded) error {
+	path := l.cfg.Runner.LogFile
+	if path == "" {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return fmt.Errorf("log_file: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		return fmt.Errorf("log_file: %w", err)
+	}
+	l.logFile = f
+	level := slog.LevelInfo
+	if g.log.Enabled(context.Background(), slog.LevelDebug) {
+		level = slog.LevelDebug
+	}
+	g.log = slog.New(slog.NewMultiHandler(g.log.Handler(), slog.NewJSONHandler(f, &slog.HandlerOptions{Level: level})))
+	return nil
 }

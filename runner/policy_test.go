@@ -1,0 +1,229 @@
+package runner_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/zclconf/go-cty/cty"
+
+	config "github.com/backup-runner/runner/hcl"
+	"github.com/backup-runner/runner/internal/repo"
+	"github.com/backup-runner/runner/runner"
+)
+
+// clock is a settable engine clock.
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time { return c.t }
+
+func at(s string) time.Time {
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		panic(err)
+	}
+	return t
+}
+
+const dailyKeepTwo = `
+policy "p" {
+  schedule  = "daily 03:00"
+  catch_up  = "1d"
+  keep_last = 2
+}
+source "test" "s" {
+  mode = "ok"
+}
+job "j" {
+  source = source.test.s
+  target = target.nas.t
+  policy = policy.p
+}
+`
+
+func TestApplyRunsOnlyWhatIsDueAndRecordsIt(t *testing.T) {
+	f := newFixture(t, dailyKeepTwo, 1)
+	c := &clock{t: at("2026-03-01T02:00:00Z")}
+	f.eng.Now = c.now
+	ctx := context.Background()
+
+	// Never succeeded: due at once.
+	if r := f.run(t, ctx, runner.ApplyOptions{})["j"]; r.Status != runner.StatusSuccess || r.Snapshot == "" {
+		t.Fatalf("first run: %+v", r)
+	}
+	// An hour later the 03:00 run is not yet due... then it is.
+	c.t = at("2026-03-01T02:30:00Z")
+	if r := f.run(t, ctx, runner.ApplyOptions{})["j"]; r.Status != runner.StatusSkipped || !strings.Contains(r.Reason, "not due") {
+		t.Fatalf("before 03:00: %+v", r)
+	}
+	c.t = at("2026-03-01T03:10:00Z")
+	if r := f.run(t, ctx, runner.ApplyOptions{})["j"]; r.Status != runner.StatusSuccess {
+		t.Fatalf("03:10: %+v", r)
+	}
+	st, err := f.eng.LoadState("j")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.LastSuccess == nil || !st.LastSuccess.Start.Equal(c.t) || st.Running != nil {
+		t.Fatalf("state after success: %+v", st)
+	}
+
+	// A failing source never makes the job look done: it stays due.
+	c.t = at("2026-03-02T03:05:00Z")
+	f.eng.Config.Sources[0].Instances[0].Config = withMode(f.eng.Config.Sources[0].Instances[0].Config, "fail")
+	if r := f.run(t, ctx, runner.ApplyOptions{})["j"]; r.Status != runner.StatusFailure {
+		t.Fatalf("failing run: %+v", r)
+	}
+	c.t = at("2026-03-02T04:05:00Z")
+	f.eng.Config.Sources[0].Instances[0].Config = withMode(f.eng.Config.Sources[0].Instances[0].Config, "ok")
+	r := f.run(t, ctx, runner.ApplyOptions{})["j"]
+	if r.Status != runner.StatusSuccess || !r.Recovered {
+		t.Fatalf("retry after failure: %+v", r)
+	}
+	// keep_last 2: the third snapshot made the first go, and prune ran.
+	if len(r.Forgotten) != 1 || !strings.Contains(strings.Join(r.Notes, " "), "pruned target.nas.t") {
+		t.Fatalf("retention: forgotten %+v, notes %q", r.Forgotten, r.Notes)
+	}
+	st, _ = f.eng.LoadState("j")
+	if st.LastFailure == nil || st.LastFailure.Error == "" || st.Failures != 0 {
+		t.Fatalf("state after recovery: %+v", st)
+	}
+	if got := f.snapshotCount(t); got != 2 {
+		t.Fatalf("%d snapshots left, want 2", got)
+	}
+}
+
+func (f *fixture) snapshotCount(t *testing.T) int {
+	t.Helper()
+	n := 0
+	err := f.nas.List(context.Background(), "snapshots/", func(repo.ObjectInfo) error { n++; return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestASecondRunOfAJobIsSkippedWhileTheFirstHoldsItsLock(t *testing.T) {
+	f := newFixture(t, dailyKeepTwo, 1)
+	lock, err := f.eng.LockJob(context.Background(), "j", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := f.run(t, context.Background(), runner.ApplyOptions{})["j"]
+	if r.Status != runner.StatusSkipped || !strings.Contains(r.Reason, "already running (pid") {
+		t.Fatalf("second run: %+v", r)
+	}
+	if h, held := f.eng.JobLockHolder("j"); !held || h.PID != os.Getpid() {
+		t.Fatalf("lock holder %+v held %v", h, held)
+	}
+	if err := lock.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	if r := f.run(t, context.Background(), runner.ApplyOptions{})["j"]; r.Status != runner.StatusSuccess {
+		t.Fatalf("after unlock: %+v", r)
+	}
+}
+
+func TestAnInterruptedRunIsResumedAndSaysSo(t *testing.T) {
+	f := newFixture(t, dailyKeepTwo, 1)
+	c := &clock{t: at("2026-03-01T03:05:00Z")}
+	f.eng.Now = c.now
+	if r := f.run(t, context.Background(), runner.ApplyOptions{})["j"]; r.Status != runner.StatusSuccess {
+		t.Fatal(r.Error)
+	}
+	// A run that died (kill -9) leaves its mark in the state and no lock.
+	st, _ := f.eng.LoadState("j")
+	killed := at("2026-03-02T03:01:00Z")
+	st.Running = &runner.Running{PID: 999999, Host: "h", Start: killed}
+	if err := f.eng.SaveState(st); err != nil {
+		t.Fatal(err)
+	}
+	// Even outside the schedule's window the interrupted work is finished.
+	c.t = at("2026-03-02T02:00:00Z")
+	plan := f.eng.Plan(context.Background(), mustJobs(t, f), runner.PlanOptions{})
+	if jp := plan.Jobs[0]; jp.Action != runner.ActionCapture || jp.Interrupted == nil || !strings.Contains(jp.Reason, "resuming") {
+		t.Fatalf("plan: %+v", jp)
+	}
+	r := f.run(t, context.Background(), runner.ApplyOptions{})["j"]
+	if r.Status != runner.StatusSuccess || !r.Resumed.Equal(killed) || !strings.Contains(strings.Join(r.Notes, " "), "resuming the interrupted run") {
+		t.Fatalf("resumed run: %+v", r)
+	}
+	st, _ = f.eng.LoadState("j")
+	if st.Running != nil {
+		t.Fatalf("running mark left: %+v", st.Running)
+	}
+}
+
+func TestSavedPlanIsRefusedWhenTheJobRanSince(t *testing.T) {
+	f := newFixture(t, dailyKeepTwo, 1)
+	c := &clock{t: at("2026-03-01T03:05:00Z")}
+	f.eng.Now = c.now
+	jobs := mustJobs(t, f)
+	plan := f.eng.Plan(context.Background(), jobs, runner.PlanOptions{Full: true})
+	b, _ := json.Marshal(plan)
+	saved := &runner.Plan{}
+	if err := json.Unmarshal(b, saved); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.eng.CheckSavedPlan(saved); err != nil {
+		t.Fatalf("fresh plan refused: %v", err)
+	}
+	// Another run happens in between.
+	if r := f.run(t, context.Background(), runner.ApplyOptions{})["j"]; r.Status != runner.StatusSuccess {
+		t.Fatal(r.Error)
+	}
+	if err := f.eng.CheckSavedPlan(saved); err == nil || !strings.Contains(err.Error(), "job j ran") {
+		t.Fatalf("stale plan: %v", err)
+	}
+	res := f.eng.Apply(context.Background(), saved, jobs, runner.ApplyOptions{Saved: true})
+	if res[0].Status != runner.StatusFailure || !strings.Contains(res[0].Error, "stale") {
+		t.Fatalf("applying the stale plan: %+v", res[0])
+	}
+}
+
+func TestMinFreeRatioRefusesARunBeforeItStarts(t *testing.T) {
+	f := newFixture(t, `
+policy "big" {
+  max_size = "1000PB"
+}
+source "test" "s" {
+  mode = "ok"
+}
+job "j" {
+  source = source.test.s
+  target = target.nas.t
+  policy = policy.big
+}
+`, 1)
+	f.eng.Config.Targets[0].Instances[0].MinFreeRatio = 10
+	r := f.run(t, context.Background(), runner.ApplyOptions{})["j"]
+	if r.Status != runner.StatusFailure || !strings.Contains(r.Error, "below min_free_ratio 10 x the largest quota") {
+		t.Fatalf("run: %+v", r)
+	}
+	if n := f.snapshotCount(t); n != 0 {
+		t.Fatalf("%d snapshots written", n)
+	}
+	plan := f.eng.Plan(context.Background(), mustJobs(t, f), runner.PlanOptions{Full: true})
+	if jp := plan.Jobs[0]; jp.Action != runner.ActionError || !strings.Contains(jp.Error, "min_free_ratio") {
+		t.Fatalf("plan: %+v", jp)
+	}
+}
+
+func mustJobs(t *testing.T, f *fixture) []*config.Job {
+	t.Helper()
+	jobs, err := f.eng.SelectJobs(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return jobs
+}
+
+// withMode returns a test source configuration with another mode.
+func withMode(v cty.Value, mode string) cty.Value {
+	m := v.AsValueMap()
+	m["mode"] = cty.StringVal(mode)
+	return cty.ObjectVal(m)
+}
