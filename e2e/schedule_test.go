@@ -51,7 +51,7 @@ job "data" {
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	offFrom := time.Date(2026, 2, 10, 0, 0, 0, 0, time.UTC)
 	offUntil := time.Date(2026, 2, 14, 10, 0, 0, 0, time.UTC) // back at 10:00, inside the quiet window
-	failAt := time.Date(2026, 1, 21, 3, 0, 0, 0, time.UTC)   // the source's directory is missing then
+	failAt := time.Date(2026, 1, 21, 3, 0, 0, 0, time.UTC)    // the source's directory is missing then
 	end := start.AddDate(0, 0, 90)
 
 	dayName := func(d time.Time) string { return "day-" + d.Format("2006-01-02") }
