@@ -23,7 +23,11 @@
 //
 // The session's LocalRoot is path, so the host writes the repository
 // directly; the object verbs work on the same files for callers that use
-// them. Release unmounts what Prepare mounted, and only that.
+// them. Release unmounts what a runner mounted, and only that: a mount
+// someone else made stays. Records under /run/runner (RUNNER_RUN_DIR) make
+// this hold across runner processes: a mount stays up while any runner
+// process uses it, and a mount left by a run that was killed (kill -9) is
+// adopted and taken down by the next run.
 package nas
 
 import (

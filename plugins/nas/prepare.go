@@ -52,18 +52,36 @@ func refFor(realPoint string) *mountRef {
 	return r
 }
 
-// release drops one user, unmounting after the last one if this process
-// mounted the file system.
+// release drops one user. After this process's last one it withdraws
+// its claim on the mount, and unmounts it if a runner mounted it and no
+// other runner process uses it (see claims).
 func (r *mountRef) release(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.users--
-	if r.users > 0 || r.mounter == nil {
+	if r.users > 0 {
 		return nil
 	}
 	m := r.mounter
 	r.mounter = nil // tried once; a failed unmount is reported, not retried
-	return m.unmount(ctx, r.point)
+	cl, err := openClaims(r.point)
+	if err != nil {
+		if m != nil {
+			return errors.Join(err, m.unmount(ctx, r.point))
+		}
+		return err
+	}
+	defer cl.close()
+	if err := cl.remove(); err != nil {
+		return fmt.Errorf("mount records: %w", err)
+	}
+	if m == nil || cl.others() > 0 {
+		return nil
+	}
+	if err := m.unmount(ctx, r.point); err != nil {
+		return err
+	}
+	return cl.setRunnerMounted(false)
 }
 
 // preparation is one Prepare: the checks in order, and what it brought up.
@@ -134,10 +152,54 @@ func (p *preparation) bringUp(ctx context.Context) error {
 	defer ref.mu.Unlock()
 	ref.users++
 	p.ref = ref
-	if err := p.mountIfNeeded(ctx, ref); err != nil {
+	if ref.users == 1 {
+		err = p.claimAndMount(ctx, ref)
+	} else {
+		err = p.mountIfNeeded(ctx, ref)
+	}
+	if err != nil {
 		ref.users--
 		p.ref = nil
 		return err
+	}
+	return nil
+}
+
+// claimAndMount is bringUp for this process's first user of the mount:
+// under the machine-wide records (claims) it adopts a mount a runner made
+// (also one whose run was killed), mounts if nothing is mounted, and
+// registers this process as a user.
+func (p *preparation) claimAndMount(ctx context.Context, ref *mountRef) error {
+	cl, err := openClaims(p.realMount)
+	if err != nil {
+		return p.fail("%w", err)
+	}
+	defer cl.close()
+	entries, err := readMountinfo()
+	if err != nil {
+		return p.fail("cannot tell whether %s is mounted: %w", p.s.mount, err)
+	}
+	if _, ok := mountAt(entries, p.realMount); ok {
+		if cl.runnerMounted() && p.s.mounter.with != mountWithNone {
+			// A runner mounted it: whichever runner process uses it last
+			// (this one, if the one that mounted it was killed) unmounts.
+			ref.mounter = p.s.mounter
+		}
+	} else if err := cl.setRunnerMounted(false); err != nil {
+		return p.fail("mount records: %w", err)
+	}
+	if err := p.mountIfNeeded(ctx, ref); err != nil {
+		return err
+	}
+	if ref.mounter != nil {
+		if err := cl.setRunnerMounted(true); err != nil {
+			m := ref.mounter
+			ref.mounter = nil
+			return errors.Join(p.fail("mount records: %w", err), m.unmount(ctx, p.realMount))
+		}
+	}
+	if err := cl.add(); err != nil {
+		return p.fail("mount records: %w", err)
 	}
 	return nil
 }
