@@ -95,7 +95,9 @@ func self() string {
 
 // startTime is a process's start time in clock ticks since boot (field 22
 // of /proc/PID/stat), which tells a live process from a later one that
-// reused its pid; "" if the process does not exist.
+// reused its pid; "" if the process does not exist or is a zombie (it
+// ended; its parent has not reaped it yet, or never will if it was killed
+// and the system's init does not reap).
 func startTime(pid int) string {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
@@ -108,7 +110,7 @@ func startTime(pid int) string {
 		return ""
 	}
 	fields := strings.Fields(s[i+1:])
-	if len(fields) < 20 {
+	if len(fields) < 20 || fields[0] == "Z" || fields[0] == "X" {
 		return ""
 	}
 	return fields[19]
