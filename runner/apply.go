@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"strconv"
 	"path/filepath"
 	"sync"
 	"syscall"
@@ -232,10 +233,25 @@ func (e *Engine) recordRun(st *JobState, res *JobResult, start time.Time, log *s
 // bringDown runs Down of every hook that came up, in reverse order, with
 // the job's status. A failing down after a good run is reported, but does
 // not turn a good snapshot bad.
-func (e *Engine) bringDown(plugins *jobPlugins, up []*config.Instance, env map[string]string, status Status, res *JobResult, opts ApplyOptions, log *slog.Logger) {
+func (e *Engine) bringDown(plugins *jobPlugins, up []*config.Instance, env map[string]string, jobErr error, res *JobResult, opts ApplyOptions, log *slog.Logger) {
+	status := StatusSuccess
+	if jobErr != nil {
+		status = StatusFailure
+	}
 	downEnv := map[string]string{"RUNNER_STATUS": string(status)}
 	for k, v := range env {
 		downEnv[k] = v
+	}
+	// What the job did, for after/always commands that report or notify.
+	if res.Snapshot != "" {
+		downEnv["RUNNER_SNAPSHOT"] = res.Snapshot
+	}
+	downEnv["RUNNER_FILES"] = strconv.FormatInt(res.Files, 10)
+	downEnv["RUNNER_BYTES"] = strconv.FormatInt(res.Bytes, 10)
+	downEnv["RUNNER_ADDED_BYTES"] = strconv.FormatInt(res.AddedBytes, 10)
+	downEnv["RUNNER_FORGOTTEN"] = strconv.Itoa(len(res.Forgotten))
+	if jobErr != nil {
+		downEnv["RUNNER_ERROR"] = jobErr.Error()
 	}
 	dctx, cancel := e.downContext()
 	defer cancel()
@@ -304,13 +320,7 @@ func (e *Engine) jobSteps(ctx context.Context, j *config.Job, jp *JobPlan, opts 
 	}()
 	res.Notes = append(res.Notes, ts.notes...)
 	var up []*config.Instance
-	defer func() {
-		status := StatusSuccess
-		if err != nil {
-			status = StatusFailure
-		}
-		e.bringDown(plugins, up, env, status, res, opts, log)
-	}()
+	defer func() { e.bringDown(plugins, up, env, err, res, opts, log) }()
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("internal error: %v", r)

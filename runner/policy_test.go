@@ -227,3 +227,36 @@ func withMode(v cty.Value, mode string) cty.Value {
 	m["mode"] = cty.StringVal(mode)
 	return cty.ObjectVal(m)
 }
+
+// after and always commands see what the job did.
+func TestHooksAfterTheJobSeeItsOutcome(t *testing.T) {
+	f := newFixture(t, `
+hook "exec" "report" {
+  after  = ["/bin/sh", "-c", "test -n \"$RUNNER_SNAPSHOT\" && echo after-$RUNNER_STATUS-files-$RUNNER_FILES-bytes-$RUNNER_BYTES >> ${local.log}"]
+  always = ["/bin/sh", "-c", "echo always-$RUNNER_JOB-error-[$RUNNER_ERROR] | tr ' ' _ >> ${local.log}"]
+}
+source "test" "s" {
+  mode = "ok"
+}
+source "test" "bad" {
+  mode = "fail"
+}
+job "j" {
+  source = source.test.s
+  target = target.nas.t
+  hooks  = [hook.exec.report]
+}
+job "k" {
+  source = source.test.bad
+  target = target.nas.t
+  hooks  = [hook.exec.report]
+}
+`, 1)
+	f.run(t, context.Background(), runner.ApplyOptions{})
+	got := f.hookLog(t)
+	for _, want := range []string{"after-success-files-0-bytes-5", "always-j-error-[]", "always-k-error-[capture_source.test.bad:_database_went_away]"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("hook log %q lacks %q", got, want)
+		}
+	}
+}
