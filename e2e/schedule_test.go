@@ -23,7 +23,8 @@ func TestNinetyDaysOfHourlyApply(t *testing.T) {
 	const dayFile = 256 << 10 // each day adds one incompressible file of 256 KiB
 	dir := writeConfig(t, map[string]string{"main.hcl": fmt.Sprintf(`
 runner {
-  state_dir = %q
+  state_dir    = %q
+  metrics_file = "%s/runner.prom"
 }
 target "nas" "home" {
   path = %q
@@ -45,7 +46,7 @@ job "data" {
   target = target.nas.home
   policy = policy.daily
 }
-`, state, nas, data)})
+`, state, state, nas, data)})
 	mustInit(t, dir)
 
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -162,6 +163,35 @@ job "data" {
 	if w := []string{"03-28 03:00", "03-29 03:00", "03-30 03:00", "03-31 03:00"}; !slices.Equal(left, w) {
 		t.Errorf("snapshots left: %q, want %q", left, w)
 	}
+	// status and the metrics file say the same, from runner's state alone.
+	r = runner(t, []string{"RUNNER_NOW=2026-03-31T12:00:00Z", "TZ=UTC"}, "-C", dir, "-json", "status")
+	var st []struct {
+		Snapshots int       `json:"snapshots"`
+		Held      int64     `json:"held_bytes"`
+		NextDue   time.Time `json:"next_due"`
+		Failures  int       `json:"consecutive_failures"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil || len(st) != 1 {
+		t.Fatalf("status -json: %v\n%s", err, r)
+	}
+	if st[0].Snapshots != 4 || st[0].Held < 6*dayFile || st[0].Held > 1600<<10 || !st[0].NextDue.Equal(time.Date(2026, 4, 1, 3, 0, 0, 0, time.UTC)) {
+		t.Errorf("status: %+v", st[0])
+	}
+	prom, err := os.ReadFile(filepath.Join(state, "runner.prom"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`runner_job_snapshots{job="data",role="primary"} 4`,
+		`runner_job_consecutive_failures{job="data",role="primary"} 0`,
+		`runner_job_last_success_timestamp_seconds{job="data",role="primary"} 1.7749`,
+		"# TYPE runner_job_held_bytes gauge",
+	} {
+		if !strings.Contains(string(prom), want) {
+			t.Errorf("metrics file lacks %q:\n%s", want, prom)
+		}
+	}
+
 	// Everything forgotten was pruned: the repository holds little more
 	// than the six day files, and check finds it sound.
 	if r := runner(t, nil, "-C", dir, "check", "data"); r.code != 0 {

@@ -40,6 +40,11 @@ type RunnerSettings struct {
 	LogFile    string
 	Parallel   int
 	PluginDirs []string
+	// MetricsFile receives Prometheus text-format metrics after every run
+	// (for node_exporter's textfile collector); "" for none.
+	MetricsFile string
+	// InhibitShutdown holds a systemd-logind inhibitor lock while jobs run.
+	InhibitShutdown bool
 }
 
 // Default runner settings.

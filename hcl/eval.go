@@ -101,6 +101,7 @@ var metaSchemas = map[string]*hcl.BodySchema{
 
 var runnerSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 	{Name: "state_dir"}, {Name: "log_file"}, {Name: "parallel"}, {Name: "plugin_dirs"},
+	{Name: "metrics_file"}, {Name: "inhibit_shutdown"},
 }}
 
 var pluginSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
@@ -657,6 +658,19 @@ func (e *evaluator) evalRunner(n *node) {
 				e.errorf(at.Expr.Range().Ptr(), "Invalid log_file", "log_file must be an absolute path, got %q.", s)
 			}
 			r.LogFile = s
+		}
+	}
+	if at := a["metrics_file"]; at != nil {
+		if s, ok := e.evalString(at, ctx); ok {
+			if !filepath.IsAbs(s) {
+				e.errorf(at.Expr.Range().Ptr(), "Invalid metrics_file", "metrics_file must be an absolute path, got %q.", s)
+			}
+			r.MetricsFile = s
+		}
+	}
+	if at := a["inhibit_shutdown"]; at != nil {
+		if v, ok := e.evalBool(at, ctx); ok {
+			r.InhibitShutdown = v
 		}
 	}
 	if at := a["parallel"]; at != nil {

@@ -47,6 +47,11 @@ type JobResult struct {
 	// Resumed is the start of an interrupted run this one finished.
 	Resumed   time.Time     `json:"resumed,omitzero"`
 	Forgotten []Forget      `json:"forgotten,omitempty"`
+	// Snapshots is how many snapshots the job has after the run, and
+	// HeldBytes the stored space they hold (-1: not measured, as only jobs
+	// with a retention policy measure it).
+	Snapshots int   `json:"snapshots"`
+	HeldBytes int64 `json:"held_bytes"`
 	Warnings  []string      `json:"warnings,omitempty"`
 	Notes     []string      `json:"notes,omitempty"`
 	Duration  time.Duration `json:"duration_ns"`
@@ -217,6 +222,7 @@ func (e *Engine) recordRun(st *JobState, res *JobResult, start time.Time, log *s
 	if res.Status == StatusSuccess {
 		res.Recovered = st.Failures > 0
 		st.LastSuccess, st.Failures = rec, 0
+		st.Snapshots, st.HeldBytes = res.Snapshots, res.HeldBytes
 		if res.Full {
 			st.LastFull = start
 		}

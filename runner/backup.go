@@ -208,16 +208,17 @@ func (e *Engine) backup(ctx context.Context, j *config.Job, jp *JobPlan, opts Ap
 // snapshots a saved plan listed, exactly; otherwise what the policy decides
 // now. Only the snapshot documents go; the run prunes the data afterwards.
 func (e *Engine) forget(ctx context.Context, r *repo.Repository, j *config.Job, jp *JobPlan, opts ApplyOptions, res *JobResult) error {
+	sns, err := JobSnapshots(ctx, r, j.Name)
+	if err != nil {
+		return err
+	}
+	res.Snapshots, res.HeldBytes = len(sns), -1
 	var forgets []Forget
 	if opts.Saved {
 		if jp.Retention != nil {
 			forgets = jp.Retention.Forget
 		}
 	} else if hasRetention(j.Policy) {
-		sns, err := JobSnapshots(ctx, r, j.Name)
-		if err != nil {
-			return err
-		}
 		rr, err := e.decideRetention(ctx, r, j, sns, e.now(), false)
 		if err != nil {
 			return err
@@ -225,7 +226,7 @@ func (e *Engine) forget(ctx context.Context, r *repo.Repository, j *config.Job, 
 		for id, why := range rr.Reasons {
 			e.log().Debug("retention", "job", j.Name, "snapshot", id[:min(8, len(id))], "decision", why)
 		}
-		forgets = rr.Forget
+		forgets, res.HeldBytes = rr.Forget, rr.HeldAfter
 	}
 	for _, f := range forgets {
 		id, err := repo.ParseID(f.Snapshot)
@@ -237,6 +238,7 @@ func (e *Engine) forget(ctx context.Context, r *repo.Repository, j *config.Job, 
 		}
 		e.log().Info("forgot snapshot", "job", j.Name, "snapshot", id.Short(), "time", f.Time.Format(time.RFC3339), "reason", f.Reason)
 		res.Forgotten = append(res.Forgotten, f)
+		res.Snapshots--
 	}
 	return nil
 }

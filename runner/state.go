@@ -32,6 +32,10 @@ type JobState struct {
 	Replica *ReplicaPosition `json:"replica,omitempty"`
 	// Failures counts consecutive failed runs (0 after a success).
 	Failures int `json:"consecutive_failures,omitempty"`
+	// Snapshots and HeldBytes are the job's snapshot count and the stored
+	// space they hold (-1: not measured) after its last successful run.
+	Snapshots int   `json:"snapshots"`
+	HeldBytes int64 `json:"held_bytes"`
 }
 
 // RunRecord describes one run of a job.
@@ -110,14 +114,14 @@ func (e *Engine) SaveState(st *JobState) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(path, append(b, '\n')); err != nil {
+	if err := writeFileAtomic(path, append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("save state of job %s: %w", st.Job, err)
 	}
 	return nil
 }
 
 // writeFileAtomic replaces path with data: write, fsync, rename, fsync dir.
-func writeFileAtomic(path string, data []byte) error {
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
@@ -127,7 +131,10 @@ func writeFileAtomic(path string, data []byte) error {
 		return err
 	}
 	defer os.Remove(f.Name())
-	_, err = f.Write(data)
+	err = f.Chmod(perm)
+	if err == nil {
+		_, err = f.Write(data)
+	}
 	if err == nil {
 		err = f.Sync()
 	}

@@ -116,6 +116,11 @@ func runApply(ctx context.Context, g *globals, o applyOptions, args []string) er
 	})
 	results := eng.Apply(ctx, plan, jobs, runner.ApplyOptions{DryRun: o.dryRun, Saved: saved != nil, LockWait: o.lockWait})
 	line.Stop()
+	if !o.dryRun {
+		if err := eng.WriteMetrics(); err != nil {
+			g.log.Error("cannot write the metrics file", "error", err)
+		}
+	}
 	if g.json {
 		enc := json.NewEncoder(g.stdout)
 		enc.SetIndent("", "  ")
