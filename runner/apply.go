@@ -45,13 +45,13 @@ type JobResult struct {
 	// Full says the run re-read every file (full_every).
 	Full bool `json:"full,omitempty"`
 	// Resumed is the start of an interrupted run this one finished.
-	Resumed   time.Time     `json:"resumed,omitzero"`
-	Forgotten []Forget      `json:"forgotten,omitempty"`
+	Resumed   time.Time `json:"resumed,omitzero"`
+	Forgotten []Forget  `json:"forgotten,omitempty"`
 	// Snapshots is how many snapshots the job has after the run, and
 	// HeldBytes the stored space they hold (-1: not measured, as only jobs
 	// with a retention policy measure it).
-	Snapshots int   `json:"snapshots"`
-	HeldBytes int64 `json:"held_bytes"`
+	Snapshots int           `json:"snapshots"`
+	HeldBytes int64         `json:"held_bytes"`
 	Warnings  []string      `json:"warnings,omitempty"`
 	Notes     []string      `json:"notes,omitempty"`
 	Duration  time.Duration `json:"duration_ns"`
