@@ -87,6 +87,10 @@ func (e *Engine) Apply(ctx context.Context, plan *Plan, jobs []*config.Job, opts
 	}
 	sem := make(chan struct{}, parallel)
 	pool := newTargetPool(e, opts.DryRun)
+	if plan.Changes() && !opts.DryRun {
+		in := e.inhibitShutdown("backup jobs are running")
+		defer in.release()
+	}
 	var wg sync.WaitGroup
 	for i, jp := range plan.Jobs {
 		j := byName[jp.Job]
