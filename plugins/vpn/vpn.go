@@ -165,12 +165,11 @@ func (v *VPN) Up(ctx context.Context, req sdk.HookRequest) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A dry run brings the VPN up too: reaching the target or the source
+	// (a dry run reads both) needs it, and it changes no data.
+	var notes []string
 	if req.DryRun {
-		notes := []string{"would run up: " + command.Format(s.up)}
-		if s.check != "" {
-			notes = append(notes, fmt.Sprintf("would wait up to %s for %s to accept a TCP connection", s.checkTimeout, s.check))
-		}
-		return notes, nil
+		notes = append(notes, "dry run: the VPN comes up all the same, as reading needs it")
 	}
 	res, err := s.run(ctx, req, "up", s.up)
 	if err != nil {
@@ -178,7 +177,7 @@ func (v *VPN) Up(ctx context.Context, req sdk.HookRequest) ([]string, error) {
 		// business; the host does not call Down after a failed Up.
 		return nil, fmt.Errorf("%s: up: %w", label, err)
 	}
-	notes := []string{fmt.Sprintf("ran up: %s (%s)", command.Format(s.up), res.Elapsed.Round(time.Millisecond))}
+	notes = append(notes, fmt.Sprintf("ran up: %s (%s)", command.Format(s.up), res.Elapsed.Round(time.Millisecond)))
 	if s.check == "" {
 		return notes, nil
 	}
@@ -204,9 +203,6 @@ func (v *VPN) Down(ctx context.Context, req sdk.HookRequest) ([]string, error) {
 	s, label, err := v.settings(req)
 	if err != nil {
 		return nil, err
-	}
-	if req.DryRun {
-		return []string{"would run down: " + command.Format(s.down)}, nil
 	}
 	res, err := s.run(ctx, req, "down", s.down)
 	if err != nil {
