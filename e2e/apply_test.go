@@ -101,16 +101,18 @@ job "site" {
 		t.Fatalf("hook order:\n got %s\nwant %s", got, want)
 	}
 
-	// A dry run runs no hook command and says so first.
+	// A dry run says so first, brings up only what reading needs (the
+	// VPN to the target), and runs no exec hook command.
 	if err := os.Remove(logf); err != nil {
 		t.Fatal(err)
 	}
-	r = runner(t, nil, "-C", dir, "apply", "--dry-run")
+	r = runner(t, nil, "-C", dir, "apply", "--dry-run", "-force")
 	if r.code != 0 || !strings.HasPrefix(r.stdout, "Dry run:") {
 		t.Fatalf("dry run: %s", r)
 	}
-	if l := readLog(t, logf); len(l) != 0 {
-		t.Fatalf("dry run ran hooks: %v", l)
+	mustContain(t, r, "would run before")
+	if got := strings.Join(readLog(t, logf), " "); got != "vpnup- vpndown-success" {
+		t.Fatalf("dry run ran hooks: %s", got)
 	}
 }
 

@@ -49,7 +49,13 @@ func (p *targetPool) acquire(ctx context.Context, t *config.Instance) (*TargetSe
 	pe.mu.Lock()
 	defer pe.mu.Unlock()
 	if pe.ts == nil {
-		ts, err := p.e.openTarget(ctx, t, p.dryRun, p.dryRun, map[string]string{"RUNNER_TARGET": t.Address})
+		// A dry run does what runner plan does to read a target: its hooks
+		// (a VPN, a mount script) run for real, and Prepare is read-only.
+		env := map[string]string{"RUNNER_TARGET": t.Address}
+		if p.dryRun {
+			env["RUNNER_DRY_RUN"] = "1"
+		}
+		ts, err := p.e.openTarget(ctx, t, p.dryRun, false, env)
 		if err != nil {
 			return nil, err
 		}
