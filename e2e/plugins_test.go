@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-func helloConfig(path, sum string) string {
+func helloConfig(path, sum, nas string) string {
 	return fmt.Sprintf(`
 plugin "hello" {
   path   = %q
@@ -16,7 +16,7 @@ plugin "hello" {
 }
 
 target "nas" "local" {
-  path = "/tmp"
+  path = %q
 }
 
 source "command" "uptime" {
@@ -27,14 +27,17 @@ job "uptime" {
   source = source.command.uptime
   target = target.nas.local
 }
-`, path, sum)
+`, path, sum, nas)
 }
 
 func TestExternalPluginPinned(t *testing.T) {
 	bin := filepath.Join(binDir, "runner-plugin-hello")
-	dir := writeConfig(t, map[string]string{"main.hcl": helloConfig(bin, sha256File(t, bin))})
+	dir := writeConfig(t, map[string]string{"main.hcl": helloConfig(bin, sha256File(t, bin), t.TempDir())})
 	if r := runner(t, nil, "-C", dir, "validate"); r.code != 0 {
 		t.Fatalf("validate with the example plugin: %s", r)
+	}
+	if r := runner(t, nil, "-C", dir, "init", "target.nas.local"); r.code != 0 {
+		t.Fatalf("init: %s", r)
 	}
 	r := runner(t, nil, "-C", dir, "plan")
 	if r.code != 0 {
@@ -53,7 +56,7 @@ func TestExternalPluginChecksumMismatchRefusedBeforeRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	wrong := strings.Repeat("ab", 32)
-	dir := writeConfig(t, map[string]string{"main.hcl": helloConfig(evil, wrong)})
+	dir := writeConfig(t, map[string]string{"main.hcl": helloConfig(evil, wrong, t.TempDir())})
 	r := runner(t, nil, "-C", dir, "validate")
 	if r.code != 1 {
 		t.Fatalf("want exit 1: %s", r)
@@ -85,9 +88,9 @@ func TestPluginsCommandListsBuiltinsAndDirectoryPlugins(t *testing.T) {
 // A source plugin found in a plugin directory is usable without a plugin
 // block.
 func TestDirectoryPluginResolvesUnknownType(t *testing.T) {
-	dir := writeConfig(t, map[string]string{"main.hcl": `
+	dir := writeConfig(t, map[string]string{"main.hcl": fmt.Sprintf(`
 target "nas" "local" {
-  path = "/tmp"
+  path = %q
 }
 source "command" "hi" {
   command = ["/bin/echo", "hi"]
@@ -96,7 +99,7 @@ job "hi" {
   source = source.command.hi
   target = target.nas.local
 }
-`})
+`, t.TempDir())})
 	r := runner(t, []string{"RUNNER_PLUGIN_PATH=" + binDir}, "-C", dir, "validate")
 	if r.code != 0 {
 		t.Fatalf("validate: %s", r)
