@@ -76,8 +76,8 @@ bench:
 DEMO := bin/runner -C examples/demo
 demo: build
 	$(DEMO) validate
-	$(DEMO) plan
 	test -f /tmp/runner-demo/nas/config || $(DEMO) init target.nas.local
+	$(DEMO) plan
 	$(DEMO) apply
 	$(DEMO) snapshots 'settings["/etc/apt"]'
 	rm -rf /tmp/runner-demo/restore

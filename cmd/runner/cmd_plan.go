@@ -193,7 +193,7 @@ func printPlan(w io.Writer, p *runner.Plan, now time.Time) {
 				if len(r.Forget) > 0 {
 					fmt.Fprintf(w, "  - prune %s after the run\n", j.Target)
 				}
-				if r.Held >= 0 {
+				if r.Held >= 0 && j.Snapshots > 0 {
 					fmt.Fprintf(w, "  space held by the job: %s, %s after forgetting (before this run's snapshot)\n", policies.FormatSize(r.Held), policies.FormatSize(r.HeldAfter))
 				}
 			}
