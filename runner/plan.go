@@ -177,6 +177,7 @@ func (e *Engine) planJob(ctx context.Context, j *config.Job, o PlanOptions) *Job
 		d.Due, jp.Forced = true, true
 		jp.Reason = "due: forced (-force); " + d.Reason
 	}
+	e.log().Debug("due decision", "job", j.Name, "due", d.Due, "reason", jp.Reason, "next", jp.NextDue, "full", d.Full, "full_reason", d.FullReason)
 	if !d.Due {
 		jp.Action = ActionSkip
 		return jp
