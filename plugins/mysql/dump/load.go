@@ -1,0 +1,633 @@
+package dump
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// LoadConfig is what Load needs.
+type LoadConfig struct {
+	Conn ConnOptions
+	// Parallel is the number of worker connections (default: CPUs).
+	Parallel int
+	// Manifest of the snapshot being loaded (from its meta).
+	Manifest *Manifest
+	// Target maps a database of the snapshot to the database it is loaded
+	// into; databases not in the map keep their names.
+	Target map[string]string
+	// Force replaces tables (and views, triggers, routines, events) of the
+	// same names in a target database that already holds tables. Without
+	// it such a target is refused.
+	Force bool
+	// DryRun connects and checks, and changes nothing.
+	DryRun bool
+	// UsersAndGrants also creates the dumped accounts and grants.
+	UsersAndGrants bool
+	Log            *slog.Logger
+}
+
+// LoadResult says what a load did (or, on a dry run, would do).
+type LoadResult struct {
+	Notes    []string
+	Tables   int
+	Rows     int64
+	Verified int // tables whose checksum was compared
+}
+
+// LoadSource yields the items of a snapshot in order; io.EOF ends it. The
+// reader is valid until the next call.
+type LoadSource func() (Item, io.Reader, error)
+
+// target is one database being restored.
+type target struct {
+	src      Database
+	name     string // database to restore into
+	staging  string
+	exists   bool
+	existing map[string]string // table name -> TABLE_TYPE in the target now
+	created  bool              // staging was created
+	objects  []byte
+}
+
+type loadedTable struct {
+	t       *Table
+	tgt     *target
+	rows    int64
+	arrived map[int]bool
+	create  chan struct{}
+	once    sync.Once
+}
+
+// Load restores a dump: every database is loaded into a fresh staging
+// database first, verified (row counts and CHECKSUM TABLE against the
+// manifest), then its tables are swapped into the target database in one
+// atomic RENAME TABLE, and the views, triggers, routines and events are
+// created. A failure before the swap leaves the target untouched.
+func Load(ctx context.Context, cfg LoadConfig, next LoadSource) (*LoadResult, error) {
+	if cfg.Manifest == nil {
+		return nil, errors.New("load: no manifest")
+	}
+	if cfg.Parallel <= 0 {
+		cfg.Parallel = runtime.NumCPU()
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	l := &loader{cfg: cfg, ctx: ctx, cancel: cancel, targets: map[string]*target{}, tables: map[string]*loadedTable{}, items: manifestItems(cfg.Manifest)}
+	defer l.closeAll()
+	res, err := l.run(next)
+	if err != nil {
+		l.dropStaging()
+		return nil, err
+	}
+	return res, nil
+}
+
+type loader struct {
+	cfg     LoadConfig
+	ctx     context.Context
+	cancel  context.CancelCauseFunc
+	ctl     *session
+	workers []*session
+	targets map[string]*target // by source database
+	order   []*target
+	tables  map[string]*loadedTable // by source db \x00 table
+	users   []byte
+	server  string
+	items   map[string]itemRef
+	res     LoadResult
+}
+
+func (l *loader) closeAll() {
+	l.ctl.close()
+	for _, w := range l.workers {
+		w.close()
+	}
+}
+
+func (l *loader) note(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	l.res.Notes = append(l.res.Notes, msg)
+	l.cfg.Log.Info(msg)
+}
+
+func stagingName(db string) string {
+	h := fnv.New32a()
+	h.Write([]byte(db))
+	return fmt.Sprintf("runner_restore_%08x_%04x", h.Sum32(), rand.IntN(1<<16))
+}
+
+func (l *loader) run(next LoadSource) (*LoadResult, error) {
+	var err error
+	if l.ctl, err = connect(l.ctx, l.cfg.Conn); err != nil {
+		return nil, err
+	}
+	if err := setupSession(l.ctl); err != nil {
+		return nil, err
+	}
+	if l.server, err = l.ctl.one("SELECT VERSION()"); err != nil {
+		return nil, err
+	}
+	if err := l.checkTargets(); err != nil {
+		return nil, err
+	}
+	if l.cfg.DryRun {
+		for _, tg := range l.order {
+			n := 0
+			var rows int64
+			replaced := 0
+			for _, t := range l.cfg.Manifest.Tables {
+				if t.Database == tg.src.Name {
+					n++
+					rows += t.Rows
+					if _, ok := tg.existing[t.Name]; ok {
+						replaced++
+					}
+				}
+			}
+			l.note("would load %d tables (%d rows) of %s into %s through a staging database, replacing %d existing tables", n, rows, quoteIdent(tg.src.Name), quoteIdent(tg.name), replaced)
+		}
+		return &l.res, nil
+	}
+	for _, tg := range l.order {
+		tg.staging = stagingName(tg.name)
+		if _, err := l.ctl.exec(fmt.Sprintf("CREATE DATABASE %s CHARACTER SET %s COLLATE %s", quoteIdent(tg.staging), tg.src.Charset, tg.src.Collation)); err != nil {
+			return nil, fmt.Errorf("create staging database %s: %w", quoteIdent(tg.staging), err)
+		}
+		tg.created = true
+	}
+	for range l.cfg.Parallel {
+		s, err := connect(l.ctx, l.cfg.Conn)
+		if err != nil {
+			return nil, err
+		}
+		l.workers = append(l.workers, s)
+		if err := setupSession(s); err != nil {
+			return nil, err
+		}
+	}
+	for _, t := range l.cfg.Manifest.Tables {
+		l.tables[t.Database+"\x00"+t.Name] = &loadedTable{t: &t, tgt: l.targets[t.Database], arrived: map[int]bool{}, create: make(chan struct{})}
+	}
+	if err := l.loadItems(next); err != nil {
+		return nil, err
+	}
+	if err := l.verify(); err != nil {
+		return nil, err
+	}
+	for _, tg := range l.order {
+		if err := l.swap(tg); err != nil {
+			return nil, err
+		}
+	}
+	for _, tg := range l.order {
+		if err := l.objects(tg); err != nil {
+			return nil, err
+		}
+	}
+	if l.cfg.UsersAndGrants && len(l.users) > 0 {
+		if err := l.script(l.ctl, l.users, false, nil); err != nil {
+			return nil, fmt.Errorf("create users and grants: %w", err)
+		}
+	}
+	return &l.res, nil
+}
+
+// checkTargets decides where each database goes and refuses to overwrite
+// without Force.
+func (l *loader) checkTargets() error {
+	seen := map[string]string{}
+	for _, db := range l.cfg.Manifest.Databases {
+		name := db.Name
+		if n, ok := l.cfg.Target[db.Name]; ok && n != "" {
+			name = n
+		}
+		if other, dup := seen[name]; dup {
+			return fmt.Errorf("databases %s and %s of the snapshot would both be restored into %s", quoteIdent(other), quoteIdent(db.Name), quoteIdent(name))
+		}
+		seen[name] = db.Name
+		tg := &target{src: db, name: name, existing: map[string]string{}}
+		l.targets[db.Name] = tg
+		l.order = append(l.order, tg)
+		rows, err := l.ctl.rows("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = " + quoteString(name))
+		if err != nil {
+			return err
+		}
+		tg.exists = len(rows) > 0
+		if !tg.exists {
+			continue
+		}
+		rows, err = l.ctl.rows("SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = " + quoteString(name))
+		if err != nil {
+			return err
+		}
+		for _, r := range rows {
+			tg.existing[r[0]] = r[1]
+		}
+		if len(tg.existing) > 0 && !l.cfg.Force {
+			return fmt.Errorf("database %s on %s exists and holds %d tables: restore with force to replace the snapshot's tables in it, or into another database", quoteIdent(name), l.cfg.Conn.Addr, len(tg.existing))
+		}
+	}
+	for from := range l.cfg.Target {
+		if !slices.ContainsFunc(l.cfg.Manifest.Databases, func(d Database) bool { return d.Name == from }) {
+			return fmt.Errorf("the snapshot holds no database %s", quoteIdent(from))
+		}
+	}
+	return nil
+}
+
+// itemRef is what the manifest says an item holds.
+type itemRef struct {
+	kind, db, table string
+	part            int
+}
+
+func manifestItems(m *Manifest) map[string]itemRef {
+	refs := map[string]itemRef{}
+	for _, t := range m.Tables {
+		for i, name := range t.Items {
+			refs[name] = itemRef{kind: KindTable, db: t.Database, table: t.Name, part: i + 1}
+		}
+	}
+	for _, d := range m.Databases {
+		refs[d.ObjectsItem] = itemRef{kind: KindObjects, db: d.Name}
+	}
+	if m.UsersItem != "" {
+		refs[m.UsersItem] = itemRef{kind: KindUsers}
+	}
+	return refs
+}
+
+// job is one table item being loaded by one worker.
+type job struct {
+	lt    *loadedTable
+	part  int
+	stmts chan []byte
+}
+
+func (l *loader) loadItems(next LoadSource) error {
+	idle := make(chan *session, len(l.workers))
+	for _, w := range l.workers {
+		idle <- w
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		if err := context.Cause(l.ctx); err != nil {
+			return err
+		}
+		it, r, err := next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			l.cancel(err)
+			return err
+		}
+		// Items are identified by name through the manifest: the
+		// repository keeps item names, not item meta.
+		ref, ok := l.items[it.Name]
+		if !ok {
+			err := fmt.Errorf("item %q is not part of the snapshot's mysql manifest", it.Name)
+			l.cancel(err)
+			return err
+		}
+		it.Meta = map[string]string{MetaKind: ref.kind, MetaDatabase: ref.db, MetaTable: ref.table, MetaPart: strconv.Itoa(ref.part)}
+		switch it.Meta[MetaKind] {
+		case KindObjects:
+			tg := l.targets[it.Meta[MetaDatabase]]
+			if tg == nil {
+				return fmt.Errorf("item %q belongs to database %s, which the snapshot's manifest does not list", it.Name, quoteIdent(it.Meta[MetaDatabase]))
+			}
+			if tg.objects, err = io.ReadAll(r); err != nil {
+				return err
+			}
+			continue
+		case KindUsers:
+			if l.users, err = io.ReadAll(r); err != nil {
+				return err
+			}
+			continue
+		case KindTable:
+		default:
+			return fmt.Errorf("item %q has unknown kind %q", it.Name, it.Meta[MetaKind])
+		}
+		lt := l.tables[it.Meta[MetaDatabase]+"\x00"+it.Meta[MetaTable]]
+		if lt == nil {
+			return fmt.Errorf("item %q: table %s.%s is not in the snapshot's manifest", it.Name, quoteIdent(it.Meta[MetaDatabase]), quoteIdent(it.Meta[MetaTable]))
+		}
+		part, _ := strconv.Atoi(it.Meta[MetaPart])
+		if part < 1 {
+			return fmt.Errorf("item %q: bad part %q", it.Name, it.Meta[MetaPart])
+		}
+		if part > 1 && !lt.arrived[1] {
+			return fmt.Errorf("item %q: part %d of %s.%s came before its first part", it.Name, part, quoteIdent(lt.t.Database), quoteIdent(lt.t.Name))
+		}
+		lt.arrived[part] = true
+		var w *session
+		select {
+		case w = <-idle:
+		case <-l.ctx.Done():
+			return context.Cause(l.ctx)
+		}
+		j := &job{lt: lt, part: part, stmts: make(chan []byte, 16)}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := l.runJob(w, j)
+			if err != nil {
+				l.cancel(fmt.Errorf("restore %s.%s into %s: %w", quoteIdent(lt.t.Database), quoteIdent(lt.t.Name), quoteIdent(lt.tgt.name), err))
+				for range j.stmts {
+				}
+			}
+			idle <- w
+		}()
+		sp := NewSplitter(r)
+		sp.OneLineInserts = true
+		for {
+			stmt, err := sp.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				close(j.stmts)
+				err = fmt.Errorf("read item %q: %w", it.Name, err)
+				l.cancel(err)
+				return err
+			}
+			select {
+			case j.stmts <- bytes.Clone(stmt):
+			case <-l.ctx.Done():
+				close(j.stmts)
+				return context.Cause(l.ctx)
+			}
+		}
+		close(j.stmts)
+	}
+	wg.Wait()
+	if err := context.Cause(l.ctx); err != nil {
+		return err
+	}
+	for _, t := range l.cfg.Manifest.Tables {
+		lt := l.tables[t.Database+"\x00"+t.Name]
+		if len(lt.arrived) != len(t.Items) {
+			return fmt.Errorf("the snapshot lacks items of table %s.%s: %d of %d arrived", quoteIdent(t.Database), quoteIdent(t.Name), len(lt.arrived), len(t.Items))
+		}
+	}
+	return nil
+}
+
+func (l *loader) runJob(w *session, j *job) error {
+	lt := j.lt
+	if _, err := w.exec("USE " + quoteIdent(lt.tgt.staging)); err != nil {
+		return err
+	}
+	if j.part > 1 {
+		select {
+		case <-lt.create:
+		case <-l.ctx.Done():
+			return context.Cause(l.ctx)
+		}
+	} else {
+		defer lt.once.Do(func() { close(lt.create) })
+	}
+	var rows int64
+	for stmt := range j.stmts {
+		r, err := w.execBytes(stmt)
+		if err != nil {
+			return err
+		}
+		if len(stmt) > 6 && string(stmt[:6]) == "INSERT" {
+			rows += int64(r.AffectedRows)
+		} else if j.part == 1 && len(stmt) > 12 && string(stmt[:12]) == "CREATE TABLE" {
+			lt.once.Do(func() { close(lt.create) })
+		}
+		r.Close()
+	}
+	l.countRows(lt, rows)
+	return nil
+}
+
+var rowsMu sync.Mutex
+
+func (l *loader) countRows(lt *loadedTable, n int64) {
+	rowsMu.Lock()
+	lt.rows += n
+	rowsMu.Unlock()
+}
+
+// comparableServers: CHECKSUM TABLE values agree between servers of the
+// same flavour and major.minor version.
+func comparableServers(a, b string) bool {
+	key := func(v string) string {
+		parts := strings.SplitN(v, ".", 3)
+		if len(parts) < 2 {
+			return v
+		}
+		return parts[0] + "." + parts[1] + "/" + strconv.FormatBool(strings.Contains(strings.ToLower(v), "mariadb"))
+	}
+	return key(a) == key(b)
+}
+
+// verify compares row counts and checksums in the staging databases with
+// the manifest.
+func (l *loader) verify() error {
+	sums := comparableServers(l.cfg.Manifest.Server, l.server)
+	if !sums {
+		l.note("checksums not compared: dumped on %s, restored on %s; row counts are", l.cfg.Manifest.Server, l.server)
+	}
+	var problems []string
+	var mu sync.Mutex
+	todo := make(chan *loadedTable)
+	var wg sync.WaitGroup
+	for _, w := range l.workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for lt := range todo {
+				msg := ""
+				if lt.rows != lt.t.Rows {
+					msg = fmt.Sprintf("%s.%s: %d rows loaded, the dump recorded %d", quoteIdent(lt.t.Database), quoteIdent(lt.t.Name), lt.rows, lt.t.Rows)
+				} else if sums && lt.t.Checksum != "" {
+					got, err := w.rows("CHECKSUM TABLE " + quoteIdent(lt.tgt.staging) + "." + quoteIdent(lt.t.Name))
+					switch {
+					case err != nil:
+						msg = fmt.Sprintf("%s.%s: CHECKSUM TABLE: %v", quoteIdent(lt.t.Database), quoteIdent(lt.t.Name), err)
+					case len(got) == 0 || got[0][1] != lt.t.Checksum:
+						v := ""
+						if len(got) > 0 {
+							v = got[0][1]
+						}
+						msg = fmt.Sprintf("%s.%s: checksum %s after loading, %s at dump time", quoteIdent(lt.t.Database), quoteIdent(lt.t.Name), v, lt.t.Checksum)
+					default:
+						mu.Lock()
+						l.res.Verified++
+						mu.Unlock()
+					}
+				}
+				mu.Lock()
+				if msg != "" {
+					problems = append(problems, msg)
+				}
+				l.res.Tables++
+				l.res.Rows += lt.rows
+				mu.Unlock()
+			}
+		}()
+	}
+	for _, t := range l.cfg.Manifest.Tables {
+		todo <- l.tables[t.Database+"\x00"+t.Name]
+	}
+	close(todo)
+	wg.Wait()
+	if len(problems) > 0 {
+		slices.Sort(problems)
+		return fmt.Errorf("verification failed, the target was left untouched: %s", strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// swap moves the staging tables into the target in one RENAME TABLE: the
+// target's tables of the same names become _runner_old_N (dropped right
+// after), so at every moment each name holds either the old or the new
+// table.
+func (l *loader) swap(tg *target) error {
+	if !tg.exists {
+		if _, err := l.ctl.exec(fmt.Sprintf("CREATE DATABASE %s CHARACTER SET %s COLLATE %s", quoteIdent(tg.name), tg.src.Charset, tg.src.Collation)); err != nil {
+			return fmt.Errorf("create database %s: %w", quoteIdent(tg.name), err)
+		}
+	}
+	qt := quoteIdent(tg.name)
+	var pairs, olds []string
+	var oldViews []string
+	n := 0
+	for _, t := range l.cfg.Manifest.Tables {
+		if t.Database != tg.src.Name {
+			continue
+		}
+		if typ, ok := tg.existing[t.Name]; ok {
+			var old string
+			for {
+				n++
+				old = fmt.Sprintf("_runner_old_%d", n)
+				if _, taken := tg.existing[old]; !taken {
+					break
+				}
+			}
+			pairs = append(pairs, qt+"."+quoteIdent(t.Name)+" TO "+qt+"."+quoteIdent(old))
+			if typ == "VIEW" {
+				oldViews = append(oldViews, qt+"."+quoteIdent(old))
+			} else {
+				olds = append(olds, qt+"."+quoteIdent(old))
+			}
+		}
+		pairs = append(pairs, quoteIdent(tg.staging)+"."+quoteIdent(t.Name)+" TO "+qt+"."+quoteIdent(t.Name))
+	}
+	if len(pairs) > 0 {
+		if _, err := l.ctl.exec("RENAME TABLE " + strings.Join(pairs, ", ")); err != nil {
+			return fmt.Errorf("swap the restored tables into %s (nothing was changed): %w", qt, err)
+		}
+	}
+	if len(olds) > 0 {
+		if _, err := l.ctl.exec("SET SESSION foreign_key_checks = 0"); err != nil {
+			return err
+		}
+		if _, err := l.ctl.exec("DROP TABLE " + strings.Join(olds, ", ")); err != nil {
+			return fmt.Errorf("drop the replaced tables of %s: %w", qt, err)
+		}
+	}
+	if len(oldViews) > 0 {
+		if _, err := l.ctl.exec("DROP VIEW " + strings.Join(oldViews, ", ")); err != nil {
+			return fmt.Errorf("drop the replaced views of %s: %w", qt, err)
+		}
+	}
+	if _, err := l.ctl.exec("DROP DATABASE " + quoteIdent(tg.staging)); err != nil {
+		return fmt.Errorf("drop staging database %s: %w", quoteIdent(tg.staging), err)
+	}
+	tg.created = false
+	return nil
+}
+
+func (l *loader) objects(tg *target) error {
+	if len(tg.objects) == 0 {
+		return nil
+	}
+	if _, err := l.ctl.exec("USE " + quoteIdent(tg.name)); err != nil {
+		return err
+	}
+	err := l.script(l.ctl, tg.objects, false, nil)
+	_ = setupSession(l.ctl)
+	if err != nil {
+		return fmt.Errorf("tables of %s restored, but its views, triggers, routines or events failed: %w", quoteIdent(tg.name), err)
+	}
+	return nil
+}
+
+// script runs a whole script on one session.
+func (l *loader) script(s *session, b []byte, oneLine bool, rows *int64) error {
+	sp := NewSplitter(bytes.NewReader(b))
+	sp.OneLineInserts = oneLine
+	for {
+		stmt, err := sp.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		r, err := s.execBytes(stmt)
+		if err != nil {
+			return fmt.Errorf("%s: %w", firstLine(stmt), err)
+		}
+		if rows != nil {
+			*rows += int64(r.AffectedRows)
+		}
+		r.Close()
+	}
+}
+
+func firstLine(b []byte) string {
+	s := string(b)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	if len(s) > 120 {
+		s = s[:120] + "..."
+	}
+	return s
+}
+
+// dropStaging removes what a failed load created, with a fresh context
+// since the load's may be cancelled.
+func (l *loader) dropStaging() {
+	var s *session
+	for _, tg := range l.order {
+		if !tg.created {
+			continue
+		}
+		if s == nil {
+			var err error
+			if s, err = connect(context.Background(), l.cfg.Conn); err != nil {
+				l.cfg.Log.Warn("cannot drop staging databases", "error", err)
+				return
+			}
+			defer s.close()
+		}
+		if _, err := s.exec("DROP DATABASE IF EXISTS " + quoteIdent(tg.staging)); err != nil {
+			l.cfg.Log.Warn("cannot drop staging database", "database", tg.staging, "error", err)
+		}
+	}
+}
