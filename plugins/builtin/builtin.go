@@ -11,7 +11,9 @@ import (
 	"github.com/backup-runner/runner/plugins/builtin/config"
 	"github.com/backup-runner/runner/plugins/exec"
 	"github.com/backup-runner/runner/plugins/files"
+	"github.com/backup-runner/runner/plugins/mysql"
 	"github.com/backup-runner/runner/plugins/nas"
+	"github.com/backup-runner/runner/plugins/notify"
 	"github.com/backup-runner/runner/plugins/sdk"
 	"github.com/backup-runner/runner/plugins/vpn"
 )
@@ -24,7 +26,9 @@ const Version = config.Version
 var constructors = []func() *sdk.Plugin{
 	exec.Plugin,
 	files.Plugin,
+	mysql.Plugin,
 	nas.Plugin,
+	notify.Plugin,
 	vpn.Plugin,
 }
 

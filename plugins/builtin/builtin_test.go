@@ -2,6 +2,7 @@ package builtin
 
 import (
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/backup-runner/runner/plugins/sdk"
@@ -15,7 +16,7 @@ func TestAllIsSortedAndComplete(t *testing.T) {
 			t.Errorf("%s reports version %q, want %q", p.Name, p.Version, Version)
 		}
 	}
-	want := []string{"exec", "files", "nas", "vpn"}
+	want := []string{"exec", "files", "mysql", "nas", "notify", "vpn"}
 	if len(names) != len(want) || !sort.StringsAreSorted(names) {
 		t.Fatalf("All() names = %q, want %q", names, want)
 	}
@@ -27,16 +28,18 @@ func TestAllIsSortedAndComplete(t *testing.T) {
 }
 
 // TestEverySchemaIsWellFormed checks what the host will check when it
-// loads the plugins: valid schemas, and each plugin named after the one
-// block type it provides.
+// loads the plugins: valid schemas, and no block type provided twice (the
+// host refuses to guess). A plugin with one block type is named after it.
 func TestEverySchemaIsWellFormed(t *testing.T) {
+	seen := map[string]string{}
 	for _, p := range All() {
 		types := 0
 		check := func(kind, name string, s sdk.Schemer) {
 			types++
-			if name != p.Name {
-				t.Errorf("plugin %s provides %s %q", p.Name, kind, name)
+			if other, dup := seen[kind+"."+name]; dup {
+				t.Errorf("%s %q is provided by %s and %s", kind, name, other, p.Name)
 			}
+			seen[kind+"."+name] = p.Name
 			if err := s.Schema().Validate(); err != nil {
 				t.Errorf("%s %s: %v", kind, name, err)
 			}
@@ -53,8 +56,15 @@ func TestEverySchemaIsWellFormed(t *testing.T) {
 		for n, s := range p.Notifiers {
 			check("notify", n, s)
 		}
-		if types != 1 {
-			t.Errorf("plugin %s provides %d block types, want 1", p.Name, types)
+		if types == 0 {
+			t.Errorf("plugin %s provides no block type", p.Name)
+		}
+		if types == 1 {
+			for key, name := range seen {
+				if name == p.Name && !strings.HasSuffix(key, "."+p.Name) {
+					t.Errorf("plugin %s provides only %s: name it after it", p.Name, key)
+				}
+			}
 		}
 	}
 }
