@@ -209,11 +209,18 @@ func (e *Engine) runJob(ctx context.Context, j *config.Job, jp *JobPlan, opts Ap
 	if opts.DryRun {
 		env["RUNNER_DRY_RUN"] = "1"
 	}
+	if !opts.DryRun {
+		for _, w := range e.Notify(ctx, j, sdk.Notification{Event: EventStart, Subject: fmt.Sprintf("job %s started", j.Name)}) {
+			res.Warnings = append(res.Warnings, "notify "+w)
+		}
+	}
 	if err := e.jobSteps(ctx, j, jp, opts, pool, plugins, env, res, log); err != nil {
 		res.Status, res.Error = StatusFailure, err.Error()
 	}
 	if st != nil {
 		e.recordRun(st, res, start, log)
+		res.Duration = time.Since(began)
+		e.notifyRun(ctx, j, res, log)
 	}
 	return res
 }

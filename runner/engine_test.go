@@ -49,6 +49,10 @@ func (l *inProcess) Launch(_ context.Context, kind schema.Kind, typeName string)
 			if _, ok := p.Hooks[typeName]; ok {
 				return c, nil
 			}
+		case schema.KindNotify:
+			if _, ok := p.Notifiers[typeName]; ok {
+				return c, nil
+			}
 		}
 	}
 	return nil, fmt.Errorf("no plugin provides %s %q", kind, typeName)
@@ -74,8 +78,10 @@ func (c *client) Up(ctx context.Context, r sdk.HookRequest) ([]string, error) {
 func (c *client) Down(ctx context.Context, r sdk.HookRequest) ([]string, error) {
 	return c.p.Hooks[r.Instance.TypeName].Down(ctx, r)
 }
-func (c *client) Notify(context.Context, sdk.Instance, sdk.Notification) error { return nil }
-func (c *client) Close() error                                                 { return nil }
+func (c *client) Notify(ctx context.Context, in sdk.Instance, n sdk.Notification) error {
+	return c.p.Notifiers[in.TypeName].Notify(ctx, in, n)
+}
+func (c *client) Close() error { return nil }
 
 // testSource is source "test": its behaviour is chosen by its mode.
 type testSource struct {

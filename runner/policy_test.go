@@ -3,8 +3,12 @@ package runner_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -258,5 +262,54 @@ job "k" {
 		if !strings.Contains(got, want) {
 			t.Errorf("hook log %q lacks %q", got, want)
 		}
+	}
+}
+
+// A job's notifiers hear about a failure, the recovery after it, and the
+// snapshots retention forgot, through a real webhook on loopback.
+func TestNotificationsOfFailureRecoveryAndForget(t *testing.T) {
+	var mu sync.Mutex
+	var got []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var p struct {
+			Event, Job, Subject string
+			Fields              map[string]string
+		}
+		if err := json.NewDecoder(r.Body).Decode(&p); err != nil {
+			t.Errorf("webhook body: %v", err)
+		}
+		mu.Lock()
+		got = append(got, p.Event+":"+p.Job+":"+p.Fields["status"])
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	f := newFixture(t, fmt.Sprintf(`
+notify "webhook" "ops" {
+  url    = %q
+  events = ["failure", "recovery", "forget"]
+}
+policy "p" {
+  keep_last = 1
+}
+source "test" "s" {
+  mode = "fail"
+}
+job "j" {
+  source = source.test.s
+  target = target.nas.t
+  policy = policy.p
+  notify = [notify.webhook.ops]
+}
+`, srv.URL), 1)
+	ctx := context.Background()
+	f.run(t, ctx, runner.ApplyOptions{})
+	f.eng.Config.Sources[0].Instances[0].Config = withMode(f.eng.Config.Sources[0].Instances[0].Config, "ok")
+	f.run(t, ctx, runner.ApplyOptions{}) // recovery
+	f.run(t, ctx, runner.ApplyOptions{}) // success (not sent) and forget
+	want := []string{"failure:j:failure", "recovery:j:success", "forget:j:"}
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("notifications %q, want %q", got, want)
 	}
 }
