@@ -18,7 +18,7 @@ DEBIAN_PACKAGES := mariadb-server mariadb-client protobuf-compiler
 # with the race detector.
 RACE_PKGS := ./plugins/... ./runner/... ./internal/...
 
-.PHONY: all build deps test test-unit test-e2e lint proto bench demo fuzz clean
+.PHONY: bench-mysql all build deps test test-unit test-e2e lint proto bench demo fuzz clean
 
 all: build
 
@@ -70,6 +70,11 @@ fuzz:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./hcl/ ./policies/
 	bench/run
+	bench/mysql/run
+
+# Only the database part: mysql source against mariadb-dump and mydumper.
+bench-mysql:
+	bench/mysql/run
 
 # The README's first command: the bundled example end to end. It keeps its
 # repository in /tmp/runner-demo (rm -rf it to start over).
