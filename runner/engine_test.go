@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -66,8 +68,12 @@ func (c *client) PlanCapture(ctx context.Context, in sdk.Instance) (*sdk.Capture
 func (c *client) Capture(ctx context.Context, in sdk.Instance, w sdk.CaptureWriter) error {
 	return c.p.Sources[in.TypeName].Capture(ctx, in, w)
 }
-func (c *client) Apply(context.Context, sdk.ApplyRequest, sdk.ItemReader) error {
-	return errors.New("not used")
+func (c *client) Apply(ctx context.Context, req sdk.ApplyRequest, r sdk.ItemReader) error {
+	a, ok := c.p.Sources[req.Instance.TypeName].(sdk.Applier)
+	if !ok {
+		return errors.New("source type cannot apply snapshots")
+	}
+	return a.Apply(ctx, req, r)
 }
 func (c *client) Prepare(ctx context.Context, in sdk.Instance, ro bool) (sdk.Session, error) {
 	return c.p.Targets[in.TypeName].Prepare(ctx, in, ro)
@@ -88,10 +94,56 @@ type testSource struct {
 	mu      sync.Mutex
 	running int
 	peak    int
+	// applied records what Apply received: "tree NAME: FILE=CONTENT ..." or
+	// "stream NAME: CONTENT".
+	applied []string
+	req     sdk.ApplyRequest
 }
 
 func (*testSource) Schema() *schema.Block {
-	return &schema.Block{Attributes: []*schema.Attribute{{Name: "mode", Type: cty.String, Required: true}}}
+	return &schema.Block{Attributes: []*schema.Attribute{
+		{Name: "mode", Type: cty.String, Required: true},
+		{Name: "dir", Type: cty.String, Description: "mode tree: the directory captured"},
+	}}
+}
+
+// Apply records the items it is given: a tree item's files (read from the
+// staging directory the host made) and a stream item's bytes.
+func (s *testSource) Apply(_ context.Context, req sdk.ApplyRequest, r sdk.ItemReader) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.req = req
+	for {
+		it, body, err := r.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if it.Kind == sdk.ItemTree {
+			var files []string
+			err := filepath.WalkDir(it.Tree.Root, func(p string, d fs.DirEntry, err error) error {
+				if err != nil || d.IsDir() {
+					return err
+				}
+				b, err := os.ReadFile(p)
+				rel, _ := filepath.Rel(it.Tree.Root, p)
+				files = append(files, rel+"="+string(b))
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			s.applied = append(s.applied, "tree "+it.Name+": "+strings.Join(files, " "))
+			continue
+		}
+		b, err := io.ReadAll(body)
+		if err != nil {
+			return err
+		}
+		s.applied = append(s.applied, "stream "+it.Name+": "+string(b))
+	}
 }
 
 func (*testSource) PlanCapture(context.Context, sdk.Instance) (*sdk.CapturePlan, error) {
@@ -116,6 +168,20 @@ func (s *testSource) Capture(ctx context.Context, in sdk.Instance, w sdk.Capture
 			return err
 		}
 		return w.Done(sdk.CaptureResult{})
+	case "tree":
+		dir := in.Config.GetAttr("dir").AsString()
+		if err := w.Tree(sdk.Item{Name: dir, Kind: sdk.ItemTree, Tree: &sdk.TreeSpec{Root: dir}}); err != nil {
+			return err
+		}
+		st, err := w.Stream(sdk.Item{Name: "db", Kind: sdk.ItemStream})
+		if err != nil {
+			return err
+		}
+		_, _ = st.Write([]byte("rows"))
+		if err := st.Close(); err != nil {
+			return err
+		}
+		return w.Done(sdk.CaptureResult{Meta: map[string]string{"k": "v"}})
 	case "fail":
 		return errors.New("database went away")
 	case "panic":

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -311,5 +312,58 @@ job "j" {
 	defer mu.Unlock()
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Fatalf("notifications %q, want %q", got, want)
+	}
+}
+
+// A restore through the source gives it each tree item staged (restored
+// and verified by the host) and each stream item as bytes, with the
+// snapshot's metadata and the restore options; the staging directory is
+// gone afterwards.
+func TestRestoreThroughSourceStagesTrees(t *testing.T) {
+	data := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(data, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, content := range map[string]string{"a.txt": "alpha", "sub/b.txt": "beta"} {
+		if err := os.WriteFile(filepath.Join(data, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f := newFixture(t, fmt.Sprintf(`
+source "test" "s" {
+  mode = "tree"
+  dir  = %q
+}
+job "j" {
+  source = source.test.s
+  target = target.nas.t
+}
+`, data), 1)
+	ctx := context.Background()
+	if r := f.run(t, ctx, runner.ApplyOptions{})["j"]; r.Status != runner.StatusSuccess {
+		t.Fatal(r.Error)
+	}
+	jr, err := f.eng.OpenJobRepository(ctx, f.eng.Config.Jobs[0], repo.LockShared, "restore")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer jr.Close(true)
+	sn, err := runner.SelectSnapshot(ctx, jr.Repo, "j", "", time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = f.eng.RestoreThroughSource(ctx, jr.Repo, f.eng.Config.Jobs[0], sn, runner.SourceRestoreOptions{Options: map[string]string{"force": "true"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"tree " + data + ": a.txt=alpha sub/b.txt=beta", "stream db: rows"}
+	if strings.Join(f.src.applied, "|") != strings.Join(want, "|") {
+		t.Fatalf("applied %q, want %q", f.src.applied, want)
+	}
+	if f.src.req.SnapshotMeta["k"] != "v" || f.src.req.Options["force"] != "true" {
+		t.Fatalf("request: %+v", f.src.req)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(f.eng.Config.Runner.StateDir, "restore")); len(ents) != 0 {
+		t.Fatalf("staging left behind: %v", ents)
 	}
 }

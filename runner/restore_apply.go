@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -22,18 +25,21 @@ type SourceRestoreOptions struct {
 	// Options are the source's restore options, e.g. {"database": "copy",
 	// "force": "true"} for the mysql source.
 	Options map[string]string
-	DryRun  bool
+	// Destination, if set, asks the source to restore beside the live data,
+	// under this directory, instead of into place.
+	Destination string
+	DryRun      bool
 }
 
 // RestoreThroughSource hands a snapshot's items to the job's source plugin,
-// in their order, each stream item read from the repository (and verified
-// chunk by chunk) as the plugin consumes it. It returns the plugin's notes.
+// in their order: each stream item read from the repository (and verified
+// chunk by chunk) as the plugin consumes it, each tree item restored and
+// verified by the host first into a staging directory under
+// state_dir/restore, whose path the plugin gets as the item's root (it
+// moves the files into place). The staging directory is removed after.
 func (e *Engine) RestoreThroughSource(ctx context.Context, r *repo.Repository, j *config.Job, sn *repo.Snapshot, o SourceRestoreOptions) error {
-	for _, it := range sn.Items {
-		if it.Kind != repo.ItemStream {
-			return fmt.Errorf("snapshot %s of %s holds the tree item %q: the %s source restores only streams this way; give --to DIR to restore its files",
-				sn.ID.Short(), j.Name, it.Name, j.Source.Block.TypeName)
-		}
+	if o.Destination != "" && !filepath.IsAbs(o.Destination) {
+		return fmt.Errorf("restore destination %q is not an absolute path", o.Destination)
 	}
 	plugins := &jobPlugins{launcher: e.Plugins}
 	defer plugins.close()
@@ -41,11 +47,12 @@ func (e *Engine) RestoreThroughSource(ctx context.Context, r *repo.Repository, j
 	if err != nil {
 		return fmt.Errorf("%s: %w", j.Source.Address, err)
 	}
-	rd := &snapshotItems{ctx: ctx, r: r, items: sn.Items}
+	rd := &snapshotItems{ctx: ctx, r: r, items: sn.Items, e: e}
 	defer rd.close()
 	err = src.Apply(ctx, sdk.ApplyRequest{
 		Instance:     instance(j.Source),
 		SnapshotMeta: sn.Source,
+		Destination:  o.Destination,
 		Options:      o.Options,
 		DryRun:       o.DryRun,
 	}, rd)
@@ -67,9 +74,11 @@ func (e *Engine) RestoreThroughSource(ctx context.Context, r *repo.Repository, j
 // next one starts.
 type snapshotItems struct {
 	ctx   context.Context
+	e     *Engine
 	r     *repo.Repository
 	items []repo.Item
 	next  int
+	stage string // staging directory of tree items, "" until one is staged
 
 	pr   *io.PipeReader
 	done chan struct{}
@@ -84,17 +93,21 @@ func (s *snapshotItems) Next() (sdk.Item, io.Reader, error) {
 	}
 	it := s.items[s.next]
 	s.next++
+	if it.Kind == repo.ItemTree {
+		root, err := s.stageTree(it)
+		if err != nil {
+			s.setErr(err)
+			return sdk.Item{}, nil, err
+		}
+		return sdk.Item{Name: it.Name, Kind: sdk.ItemTree, Tree: &sdk.TreeSpec{Root: root}}, strings.NewReader(""), nil
+	}
 	pr, pw := io.Pipe()
 	s.pr, s.done = pr, make(chan struct{})
 	go func(done chan struct{}) {
 		defer close(done)
 		_, err := archiver.RestoreStream(s.ctx, s.r, it, pw)
 		if err != nil && !errors.Is(err, io.ErrClosedPipe) {
-			s.mu.Lock()
-			if s.fail == nil {
-				s.fail = fmt.Errorf("item %q: %w", it.Name, err)
-			}
-			s.mu.Unlock()
+			s.setErr(fmt.Errorf("item %q: %w", it.Name, err))
 		}
 		_ = pw.CloseWithError(err)
 	}(s.done)
@@ -111,7 +124,45 @@ func (s *snapshotItems) finish() {
 	s.pr = nil
 }
 
-func (s *snapshotItems) close() { s.finish() }
+func (s *snapshotItems) setErr(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fail == nil {
+		s.fail = err
+	}
+}
+
+// stageTree restores a tree item into the staging directory (verifying
+// every chunk) and returns the restored root.
+func (s *snapshotItems) stageTree(it repo.Item) (string, error) {
+	if s.stage == "" {
+		base := filepath.Join(s.e.Config.Runner.StateDir, "restore")
+		if err := os.MkdirAll(base, 0o700); err != nil {
+			return "", fmt.Errorf("staging directory: %w", err)
+		}
+		d, err := os.MkdirTemp(base, "stage-")
+		if err != nil {
+			return "", fmt.Errorf("staging directory: %w", err)
+		}
+		s.stage = d
+	}
+	dst := filepath.Join(s.stage, strconv.Itoa(s.next))
+	if _, err := archiver.Restore(s.ctx, s.r, it, dst, archiver.RestoreOptions{Owners: os.Geteuid() == 0, Log: s.e.log()}); err != nil {
+		return "", fmt.Errorf("stage item %q: %w", it.Name, err)
+	}
+	ents, err := os.ReadDir(dst)
+	if err != nil || len(ents) != 1 {
+		return "", fmt.Errorf("stage item %q: expected one top entry in %s (%v)", it.Name, dst, err)
+	}
+	return filepath.Join(dst, ents[0].Name()), nil
+}
+
+func (s *snapshotItems) close() {
+	s.finish()
+	if s.stage != "" {
+		_ = os.RemoveAll(s.stage)
+	}
+}
 
 func (s *snapshotItems) err() error {
 	s.mu.Lock()
