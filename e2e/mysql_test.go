@@ -67,22 +67,38 @@ job "db" {
 	// Over the live database: refused without --force, done with it.
 	sqlOut(t, srv, "DELETE FROM blog.posts WHERE id = 1; INSERT INTO blog.posts (title) VALUES ('after the backup')")
 	r = runner(t, nil, "-C", dir, "restore", "db")
-	if r.code == 0 || !strings.Contains(r.stderr, "force") {
+	if r.code == 0 || !strings.Contains(r.stderr, "job db is primary on this server: restoring into place overwrites its live data; give --force") {
 		t.Fatalf("restore over live tables without --force: %s", r)
 	}
 	if got := sqlOut(t, srv, "SELECT COUNT(*) FROM blog.posts WHERE title = 'after the backup'"); got != "1" {
 		t.Fatal("a refused restore changed the live data")
 	}
-	if r := runner(t, nil, "-C", dir, "restore", "db", "--force"); r.code != 0 {
+	changed := sqlOut(t, srv, "SELECT id, HEX(title), HEX(body), note IS NULL, note FROM blog.posts ORDER BY id")
+	r = runner(t, nil, "-C", dir, "restore", "db", "--force")
+	if r.code != 0 {
 		t.Fatalf("restore --force: %s", r)
 	}
+	mustContain(t, r, "into place", "Safety snapshot", "runner restore db --snapshot")
 	if got := sqlOut(t, srv, "SELECT id, HEX(title), HEX(body), note IS NULL, note FROM blog.posts ORDER BY id"); got != want {
 		t.Fatalf("rows after restore --force:\n%s\nwant:\n%s", got, want)
 	}
+	// The safety snapshot undoes the restore.
+	var safety string
+	for _, line := range strings.Split(r.stdout, "\n") {
+		if i := strings.Index(line, "--snapshot "); i >= 0 {
+			safety = strings.TrimSpace(line[i+len("--snapshot "):])
+		}
+	}
+	if r := runner(t, nil, "-C", dir, "restore", "db", "--force", "--snapshot", safety, "--no-safety-snapshot"); r.code != 0 {
+		t.Fatalf("restore of the safety snapshot: %s", r)
+	}
+	if got := sqlOut(t, srv, "SELECT id, HEX(title), HEX(body), note IS NULL, note FROM blog.posts ORDER BY id"); got != changed {
+		t.Fatalf("rows after undoing the restore:\n%s\nwant:\n%s", got, changed)
+	}
 
 	// Usage mistakes are caught before anything is opened.
-	r = runner(t, nil, "-C", dir, "restore", "db", "--to", t.TempDir(), "--to-database", "x")
-	if r.code != 1 || !strings.Contains(r.stderr, "do not go with --to DIR") {
-		t.Fatalf("--to with --to-database: %s", r)
+	r = runner(t, nil, "-C", dir, "restore", "db", "--to", t.TempDir(), "--force")
+	if r.code != 1 || !strings.Contains(r.stderr, "with --to DIR alone the files are written by runner itself") {
+		t.Fatalf("--to with --force: %s", r)
 	}
 }

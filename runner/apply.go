@@ -71,6 +71,10 @@ type ApplyOptions struct {
 	// LockWait is how long a job waits for another run of it to end
 	// before it is skipped.
 	LockWait time.Duration
+	// Safety makes the run a safety snapshot before a restore into place:
+	// the caller holds the job's lock; the snapshot is tagged "safety";
+	// retention, the job's state and notifications are left alone.
+	Safety bool
 }
 
 // Apply runs the plan's jobs, at most Runner.Parallel at once. A job that
@@ -154,7 +158,7 @@ func (e *Engine) runJob(ctx context.Context, j *config.Job, jp *JobPlan, opts Ap
 	}
 
 	var st *JobState
-	if !opts.DryRun {
+	if !opts.DryRun && !opts.Safety {
 		lock, err := e.LockJob(ctx, j.Name, opts.LockWait)
 		if err != nil {
 			var le *JobLockedError
@@ -209,7 +213,7 @@ func (e *Engine) runJob(ctx context.Context, j *config.Job, jp *JobPlan, opts Ap
 	if opts.DryRun {
 		env["RUNNER_DRY_RUN"] = "1"
 	}
-	if !opts.DryRun {
+	if !opts.DryRun && !opts.Safety {
 		for _, w := range e.Notify(ctx, j, sdk.Notification{Event: EventStart, Subject: fmt.Sprintf("job %s started", j.Name)}) {
 			res.Warnings = append(res.Warnings, "notify "+w)
 		}
@@ -524,3 +528,18 @@ var (
 	_ sdk.CaptureWriter = (*countingWriter)(nil)
 	_ io.Writer         = (*countingStream)(nil)
 )
+
+// SafetyTag marks the snapshots taken before a restore into place.
+const SafetyTag = "safety"
+
+// SafetySnapshot captures a job's current state before a restore
+// overwrites it, so the restore can be undone with runner restore JOB
+// --snapshot ID. The caller holds the job's lock.
+func (e *Engine) SafetySnapshot(ctx context.Context, j *config.Job) (*JobResult, error) {
+	jp := &JobPlan{Job: j.Name, Action: ActionCapture, Forced: true, Reason: "safety snapshot before a restore"}
+	res := e.Apply(ctx, &Plan{Jobs: []*JobPlan{jp}}, []*config.Job{j}, ApplyOptions{Safety: true})[0]
+	if res.Status != StatusSuccess {
+		return res, fmt.Errorf("safety snapshot of %s failed, so nothing was restored: %s", j.Name, res.Error)
+	}
+	return res, nil
+}

@@ -170,6 +170,7 @@ func (e *Engine) backup(ctx context.Context, j *config.Job, jp *JobPlan, opts Ap
 		Role:    string(j.Role),
 		Items:   w.items,
 		Source:  w.result.Meta,
+		Tags:    tags(opts),
 		Partial: w.result.Partial || stats.Errors > 0,
 		Summary: repo.Summary{
 			Start: start, End: e.now(),
@@ -194,6 +195,9 @@ func (e *Engine) backup(ctx context.Context, j *config.Job, jp *JobPlan, opts Ap
 		if err != nil {
 			e.log().Warn("cannot save the change cache; the next backup reads every file", "job", j.Name, "error", err)
 		}
+	}
+	if opts.Safety {
+		return nil
 	}
 	// Retention comes after the snapshot is safe; its failure is reported
 	// but does not make the snapshot bad.
@@ -239,6 +243,13 @@ func (e *Engine) forget(ctx context.Context, r *repo.Repository, j *config.Job, 
 		e.log().Info("forgot snapshot", "job", j.Name, "snapshot", id.Short(), "time", f.Time.Format(time.RFC3339), "reason", f.Reason)
 		res.Forgotten = append(res.Forgotten, f)
 		res.Snapshots--
+	}
+	return nil
+}
+
+func tags(opts ApplyOptions) []string {
+	if opts.Safety {
+		return []string{SafetyTag}
 	}
 	return nil
 }

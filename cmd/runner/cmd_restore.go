@@ -1,13 +1,18 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
+	config "github.com/backup-runner/runner/hcl"
+	"github.com/backup-runner/runner/internal/logging"
 	"github.com/backup-runner/runner/internal/repo"
 	"github.com/backup-runner/runner/plugins/sdk"
 	"github.com/backup-runner/runner/policies"
@@ -23,6 +28,7 @@ type restoreOptions struct {
 	force      bool
 	dryRun     bool
 	options    stringList
+	noSafety   bool
 }
 
 func init() {
@@ -46,7 +52,15 @@ For a mysql source that is the database server: into the databases the snapshot
 holds, or with --to-database NAME into another one. Tables are loaded into a
 staging database, verified (row counts and checksums recorded at dump time), then
 swapped in, so a failed restore leaves the existing data as it was; replacing
-tables that exist needs --force. Restoring files into place is not supported yet.
+tables that exist needs --force. With --to DIR and --to-database NAME together, a
+source that has both files and a database (wordpress) restores beside the live
+site: files under DIR, the database into NAME.
+
+A restore into place first takes a safety snapshot of the current state (tagged
+"safety"), so it can be undone with runner restore JOB --snapshot ID; it holds the
+job's lock, so no backup runs meanwhile. Overwriting a job that is primary on this
+server needs --force, or typing the job's name when asked on a terminal. The source
+restores files the plugin cannot restore in place (the files source) only with --to.
 
 --at takes an age (40d, 12h), a date (2026-10-01: the end of that day), a local time
 (2026-10-01T03:00) or RFC 3339.`,
@@ -59,6 +73,7 @@ tables that exist needs --force. Restoring files into place is not supported yet
 			fs.BoolVar(&o.force, "force", false, "through the source: replace existing data (tables of the same names)")
 			fs.BoolVar(&o.dryRun, "dry-run", false, "through the source: connect and check, change nothing")
 			fs.Var(&o.options, "option", "through the source: a source-specific restore option `KEY=VALUE` (repeatable; see the source's documentation)")
+			fs.BoolVar(&o.noSafety, "no-safety-snapshot", false, "restore into place without taking a safety snapshot first")
 		},
 		run: func(ctx context.Context, g *globals, args []string) error { return runRestore(ctx, g, o, args) },
 	})
@@ -69,15 +84,23 @@ func runRestore(ctx context.Context, g *globals, o restoreOptions, args []string
 	if err != nil {
 		return err
 	}
-	throughSource := o.to == ""
-	if !throughSource && (o.toDatabase != "" || o.force || o.dryRun || len(o.options) > 0) {
-		return usageError("--to-database, --force, --dry-run and --option restore through the source; they do not go with --to DIR")
+	// Through the source: without --to, or with --to and --to-database (a
+	// source with files and a database restores beside the live data).
+	throughSource := o.to == "" || o.toDatabase != ""
+	if !throughSource && (o.force || o.dryRun || len(o.options) > 0 || o.noSafety) {
+		return usageError("--force, --dry-run, --option and --no-safety-snapshot restore through the source; with --to DIR alone the files are written by runner itself")
 	}
 	if throughSource && len(o.include) > 0 {
-		return usageError("--include needs --to DIR")
+		return usageError("--include needs --to DIR (without --to-database)")
 	}
 	if o.snapshot != "" && o.at != "" {
 		return usageError("give --snapshot or --at, not both")
+	}
+	inPlace := o.to == "" && o.toDatabase == ""
+	if o.to != "" {
+		if o.to, err = filepath.Abs(o.to); err != nil {
+			return usageError("--to: %v", err)
+		}
 	}
 	srcOpts := map[string]string{}
 	for _, kv := range o.options {
@@ -99,25 +122,54 @@ func runRestore(ctx context.Context, g *globals, o restoreOptions, args []string
 			return usageError("%v", err)
 		}
 	}
-	l, jr, j, done, err := jobRepo(ctx, g, name, repo.LockShared, "restore")
+	l, eng, jobs, err := g.loadJobs(ctx, []string{name})
 	if l != nil {
 		defer l.close()
 	}
 	if err != nil {
 		return err
 	}
-	eng := l.engine(g)
+	j := jobs[0]
+	if throughSource && !o.dryRun {
+		// No backup of the job may run while its data is being replaced.
+		lock, err := eng.LockJob(ctx, j.Name, 0)
+		if err != nil {
+			return fmt.Errorf("restore: %w; try again when it is done", err)
+		}
+		defer func() { _ = lock.Unlock() }()
+	}
+	jr, err := eng.OpenJobRepository(ctx, j, repo.LockShared, "restore")
+	if err != nil {
+		return err
+	}
 	var res *runner.RestoreResult
+	var safety string
 	sn, err := runner.SelectSnapshot(ctx, jr.Repo, j.Name, o.snapshot, at)
+	if err == nil && inPlace && !o.dryRun {
+		fmt.Fprintf(g.stdout, "Restoring snapshot %s of %s (%s, %s) into place: this replaces the live data of %s.\n",
+			sn.ID.Short(), j.Name, sn.Time.Format(time.RFC3339), describeItems(sn), j.Source.Address)
+		err = confirmInPlace(g, j, o.force)
+		if err == nil && !o.noSafety {
+			var sres *runner.JobResult
+			if sres, err = eng.SafetySnapshot(ctx, j); err == nil {
+				safety = sres.Snapshot
+				fmt.Fprintf(g.stdout, "Safety snapshot %s taken of the current state: undo this restore with runner restore %s --snapshot %s\n",
+					safety[:8], j.Name, safety[:8])
+			}
+		}
+	}
 	if err == nil {
 		if throughSource {
-			err = eng.RestoreThroughSource(ctx, jr.Repo, j, sn, runner.SourceRestoreOptions{Options: srcOpts, DryRun: o.dryRun})
+			err = eng.RestoreThroughSource(ctx, jr.Repo, j, sn, runner.SourceRestoreOptions{Options: srcOpts, Destination: o.to, DryRun: o.dryRun})
 		} else {
 			res, err = eng.RestoreSnapshot(ctx, jr.Repo, sn, runner.RestoreOptions{To: o.to, Include: o.include})
 		}
 	}
-	if cerr := done(err == nil); err == nil {
+	if cerr := jr.Close(err == nil); err == nil {
 		err = cerr
+	}
+	if err != nil && safety != "" {
+		err = fmt.Errorf("%w (the safety snapshot %s holds the state from before)", err, safety[:8])
 	}
 	if err == nil && !o.dryRun {
 		what := fmt.Sprintf("restored snapshot %s of job %s (%s)", sn.ID.Short(), j.Name, sn.Time.Format(time.RFC3339))
@@ -138,11 +190,15 @@ func runRestore(ctx context.Context, g *globals, o restoreOptions, args []string
 			verb = "Checked (dry run, nothing changed) the restore of"
 		}
 		where := "through " + j.Source.Address
+		if o.to != "" {
+			where += " into " + o.to
+		}
 		if o.toDatabase != "" {
 			where += " into database " + o.toDatabase
 		}
 		if g.json {
-			return json.NewEncoder(g.stdout).Encode(map[string]any{"snapshot": sn.ID.String(), "time": sn.Time, "source": j.Source.Address, "options": srcOpts, "dry_run": o.dryRun})
+			return json.NewEncoder(g.stdout).Encode(map[string]any{"snapshot": sn.ID.String(), "time": sn.Time, "source": j.Source.Address,
+				"options": srcOpts, "dry_run": o.dryRun, "safety_snapshot": safety, "to": o.to})
 		}
 		_, err = fmt.Fprintf(g.stdout, "%s snapshot %s of %s (%s) %s.\n", verb, sn.ID.Short(), j.Name, sn.Time.Format(time.RFC3339), where)
 		return err
@@ -154,4 +210,49 @@ func runRestore(ctx context.Context, g *globals, o restoreOptions, args []string
 		res.Snapshot[:8], j.Name, res.Time, res.To, count(res.Files, "file", "files"), count(res.Dirs, "directory", "directories"),
 		count(res.Streams, "stream", "streams"), policies.FormatSize(int64(res.Bytes)))
 	return err
+}
+
+// describeItems says what a snapshot holds, for the line printed before a
+// restore into place.
+func describeItems(sn *repo.Snapshot) string {
+	var trees, streams []string
+	for _, it := range sn.Items {
+		if it.Kind == repo.ItemTree {
+			trees = append(trees, it.Name)
+		} else {
+			streams = append(streams, it.Name)
+		}
+	}
+	var parts []string
+	if len(trees) > 0 {
+		parts = append(parts, "files of "+strings.Join(trees, ", "))
+	}
+	if n := len(streams); n > 0 {
+		if n <= 4 {
+			parts = append(parts, "streams "+strings.Join(streams, ", "))
+		} else {
+			parts = append(parts, fmt.Sprintf("%d streams (%s, ...)", n, strings.Join(streams[:3], ", ")))
+		}
+	}
+	if len(parts) == 0 {
+		return "no items"
+	}
+	return strings.Join(parts, "; ")
+}
+
+// confirmInPlace guards against overwriting a live primary by accident:
+// --force, or the operator types the job's name on a terminal.
+func confirmInPlace(g *globals, j *config.Job, force bool) error {
+	if force || j.Role != config.RolePrimary {
+		return nil
+	}
+	if !logging.IsTerminal(os.Stdin) || !logging.IsTerminal(g.stdout) {
+		return fmt.Errorf("job %s is primary on this server: restoring into place overwrites its live data; give --force (or run interactively and confirm)", j.Name)
+	}
+	fmt.Fprintf(g.stdout, "Job %s is primary on this server. Type its name to go on: ", j.Name)
+	line, _ := bufio.NewReader(os.Stdin).ReadString('\n')
+	if strings.TrimSpace(line) != j.Name {
+		return fmt.Errorf("not confirmed: nothing was restored")
+	}
+	return nil
 }
