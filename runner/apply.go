@@ -32,6 +32,7 @@ const (
 // JobResult is what one job's run did.
 type JobResult struct {
 	Job      string `json:"job"`
+	Role     string `json:"role"`
 	Status   Status `json:"status"`
 	Reason   string `json:"reason,omitempty"`
 	Error    string `json:"error,omitempty"`
@@ -134,7 +135,7 @@ func (e *Engine) runJob(ctx context.Context, j *config.Job, jp *JobPlan, opts Ap
 	start := e.now()
 	began := time.Now()
 	log := e.log().With("job", j.Name)
-	res := &JobResult{Job: j.Name, Status: StatusSuccess}
+	res := &JobResult{Job: j.Name, Role: string(j.Role), Status: StatusSuccess}
 	defer func() {
 		res.Duration = time.Since(began)
 		args := []any{"status", res.Status, "items", res.Items, "files", res.Files, "bytes", res.Bytes,
@@ -195,6 +196,15 @@ func (e *Engine) runJob(ctx context.Context, j *config.Job, jp *JobPlan, opts Ap
 				"pid", st.Running.PID)
 			res.Notes = append(res.Notes, fmt.Sprintf("resuming the interrupted run started at %s (pid %d); data it stored is reused", st.Running.Start.Format(time.RFC3339), st.Running.PID))
 		}
+		if st.Role != "" && st.Role != string(j.Role) {
+			msg := fmt.Sprintf("job %s: this server becomes %s (it was %s)", j.Name, j.Role, st.Role)
+			log.Warn(msg)
+			res.Notes = append(res.Notes, msg)
+			for _, w := range e.Notify(ctx, j, sdk.Notification{Event: EventRoleChange, Subject: msg, Body: msg + ".\n",
+				Fields: map[string]string{"from": st.Role, "to": string(j.Role)}}) {
+				res.Warnings = append(res.Warnings, "notify "+w)
+			}
+		}
 		st.Running = &Running{PID: os.Getpid(), Host: Hostname(), Start: start}
 		if err := e.SaveState(st); err != nil {
 			res.Status, res.Error = StatusFailure, err.Error()
@@ -218,7 +228,7 @@ func (e *Engine) runJob(ctx context.Context, j *config.Job, jp *JobPlan, opts Ap
 			res.Warnings = append(res.Warnings, "notify "+w)
 		}
 	}
-	if err := e.jobSteps(ctx, j, jp, opts, pool, plugins, env, res, log); err != nil {
+	if err := e.jobSteps(ctx, j, jp, st, opts, pool, plugins, env, res, log); err != nil {
 		res.Status, res.Error = StatusFailure, err.Error()
 	}
 	if st != nil {
@@ -234,7 +244,9 @@ func (e *Engine) recordRun(st *JobState, res *JobResult, start time.Time, log *s
 	rec := &RunRecord{Start: start, End: e.now(), Snapshot: res.Snapshot, Full: res.Full, Files: res.Files,
 		Bytes: res.Bytes, AddedBytes: res.AddedBytes, Forgotten: len(res.Forgotten), Partial: res.Partial, Error: res.Error}
 	st.Running = nil
-	if res.Status == StatusSuccess {
+	st.Role = res.Role
+	if res.Status != StatusFailure {
+		// A replica that found itself current did its job too.
 		res.Recovered = st.Failures > 0
 		st.LastSuccess, st.Failures = rec, 0
 		st.Snapshots, st.HeldBytes = res.Snapshots, res.HeldBytes
@@ -298,7 +310,7 @@ func (e *Engine) bringDown(plugins *jobPlugins, up []*config.Instance, env map[s
 //
 // Whatever came up comes down in reverse order, also after a failure or a
 // panic (which becomes the job's error before the hooks see its status).
-func (e *Engine) jobSteps(ctx context.Context, j *config.Job, jp *JobPlan, opts ApplyOptions, pool *targetPool, plugins *jobPlugins, env map[string]string, res *JobResult, log *slog.Logger) (err error) {
+func (e *Engine) jobSteps(ctx context.Context, j *config.Job, jp *JobPlan, st *JobState, opts ApplyOptions, pool *targetPool, plugins *jobPlugins, env map[string]string, res *JobResult, log *slog.Logger) (err error) {
 	// Start the source's plugin while the target comes up: both are
 	// process launches, and a backup of an unchanged tree is short enough
 	// for them to matter. The launch is always waited for, so no plugin
@@ -369,6 +381,12 @@ func (e *Engine) jobSteps(ctx context.Context, j *config.Job, jp *JobPlan, opts 
 		return fmt.Errorf("%s: %w", j.Source.Address, sl.err)
 	}
 	sc := sl.c
+	if j.Role == config.RoleReplica && !opts.Safety {
+		if st == nil {
+			st = &JobState{Job: j.Name} // a dry run: nothing is recorded
+		}
+		return e.replicate(ctx, j, opts, jp, st, ts.Storage, sc, res)
+	}
 	if !opts.DryRun {
 		return e.backup(ctx, j, jp, opts, ts.Storage, sc, res)
 	}

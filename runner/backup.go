@@ -143,34 +143,76 @@ func (e *Engine) backup(ctx context.Context, j *config.Job, jp *JobPlan, opts Ap
 		}
 	}
 
+	spec := captureSpec{full: jp.Full, tags: tags(opts)}
+	if _, err := e.captureInto(ctx, r, j, src, spec, res); err != nil {
+		return err
+	}
+	if opts.Safety {
+		return nil
+	}
+	// Retention comes after the snapshot is safe; its failure is reported
+	// but does not make the snapshot bad.
+	if err := e.forget(ctx, r, j, jp, opts, res); err != nil {
+		e.log().Error("retention failed", "job", j.Name, "error", err)
+		res.Warnings = append(res.Warnings, "retention: "+err.Error())
+	}
+	return nil
+}
+
+// captureSpec says how to take one snapshot.
+type captureSpec struct {
+	full bool              // re-read every file
+	tags []string          // the snapshot's tags
+	meta map[string]string // added to the source's metadata
+	role string            // the snapshot's role, default the job's
+}
+
+// captureInto runs the source's capture into an open repository and saves
+// the snapshot (packs and index first, then the document, then the change
+// cache), filling res with what was captured.
+func (e *Engine) captureInto(ctx context.Context, r *repo.Repository, j *config.Job, src PluginClient, spec captureSpec, res *JobResult) (*repo.Snapshot, error) {
 	cachePath := e.cachePath(j.Name)
 	cache, cerr := archiver.LoadCache(cachePath, r.Config().ID)
 	if cerr != nil {
 		e.log().Warn("change cache unreadable; every file will be read", "job", j.Name, "cache", cachePath, "error", cerr)
 	}
-	arch := archiver.New(r, archiver.Options{Cache: cache, Full: jp.Full, Log: e.log().With("job", j.Name)})
+	arch := archiver.New(r, archiver.Options{Cache: cache, Full: spec.full, Log: e.log().With("job", j.Name)})
 	e.live.Store(j.Name, arch)
 	defer e.live.Delete(j.Name)
 	start := e.now()
 	w := &repoWriter{ctx: ctx, arch: arch}
 	if err := src.Capture(ctx, instance(j.Source), w); err != nil {
-		return fmt.Errorf("capture %s: %w", j.Source.Address, err)
+		return nil, fmt.Errorf("capture %s: %w", j.Source.Address, err)
 	}
 	if w.err != nil {
-		return w.err
+		return nil, w.err
 	}
 	if !w.done {
-		return fmt.Errorf("capture %s ended without reporting done: nothing was saved", j.Source.Address)
+		return nil, fmt.Errorf("capture %s ended without reporting done: nothing was saved", j.Source.Address)
 	}
 	stats := arch.Stats()
+	meta := w.result.Meta
+	if len(spec.meta) > 0 {
+		meta = map[string]string{}
+		for k, v := range w.result.Meta {
+			meta[k] = v
+		}
+		for k, v := range spec.meta {
+			meta[k] = v
+		}
+	}
+	role := spec.role
+	if role == "" {
+		role = string(j.Role)
+	}
 	sn := &repo.Snapshot{
 		Job:     j.Name,
 		Host:    Hostname(),
 		Time:    start,
-		Role:    string(j.Role),
+		Role:    role,
 		Items:   w.items,
-		Source:  w.result.Meta,
-		Tags:    tags(opts),
+		Source:  meta,
+		Tags:    spec.tags,
 		Partial: w.result.Partial || stats.Errors > 0,
 		Summary: repo.Summary{
 			Start: start, End: e.now(),
@@ -180,8 +222,9 @@ func (e *Engine) backup(ctx context.Context, j *config.Job, jp *JobPlan, opts Ap
 	}
 	id, err := r.SaveSnapshot(ctx, sn)
 	if err != nil {
-		return fmt.Errorf("save snapshot: %w", err)
+		return nil, fmt.Errorf("save snapshot: %w", err)
 	}
+	sn.ID = id
 	res.Snapshot = id.String()
 	res.Items = len(sn.Items)
 	res.Files, res.Bytes, res.AddedBytes = int64(stats.Files), int64(stats.Bytes), int64(stats.AddedBytes)
@@ -196,16 +239,7 @@ func (e *Engine) backup(ctx context.Context, j *config.Job, jp *JobPlan, opts Ap
 			e.log().Warn("cannot save the change cache; the next backup reads every file", "job", j.Name, "error", err)
 		}
 	}
-	if opts.Safety {
-		return nil
-	}
-	// Retention comes after the snapshot is safe; its failure is reported
-	// but does not make the snapshot bad.
-	if err := e.forget(ctx, r, j, jp, opts, res); err != nil {
-		e.log().Error("retention failed", "job", j.Name, "error", err)
-		res.Warnings = append(res.Warnings, "retention: "+err.Error())
-	}
-	return nil
+	return sn, nil
 }
 
 // forget applies the job's retention policy after its new snapshot: the
@@ -216,7 +250,7 @@ func (e *Engine) forget(ctx context.Context, r *repo.Repository, j *config.Job, 
 	if err != nil {
 		return err
 	}
-	res.Snapshots, res.HeldBytes = len(sns), -1
+	res.Snapshots, res.HeldBytes = len(BackupSnapshots(sns)), -1
 	var forgets []Forget
 	if opts.Saved {
 		if jp.Retention != nil {

@@ -430,18 +430,22 @@ job "copy" {
   role   = "replica"
 }
 `, 1)
-	jobs, _ := f.eng.SelectJobs(nil)
-	plan := f.eng.Plan(context.Background(), jobs, runner.PlanOptions{Full: true})
-	if plan.Changes() {
-		t.Fatalf("plan has changes: %+v", plan.Jobs)
-	}
-	for _, jp := range plan.Jobs {
-		if jp.Action != runner.ActionSkip || jp.Reason == "" {
-			t.Errorf("%s: %s %q", jp.Job, jp.Action, jp.Reason)
-		}
+	off, _ := f.eng.SelectJobs([]string{"off"})
+	plan := f.eng.Plan(context.Background(), off, runner.PlanOptions{Full: true})
+	if jp := plan.Jobs[0]; jp.Action != runner.ActionSkip || !strings.Contains(jp.Reason, "disabled") {
+		t.Errorf("disabled: %s %q", jp.Action, jp.Reason)
 	}
 	if n := f.launch.launches.Load(); n != 0 {
-		t.Errorf("skipped jobs launched %d plugins", n)
+		t.Errorf("a disabled job launched %d plugins", n)
+	}
+	// A replica with nothing to apply yet says so, after reading the target.
+	cp, _ := f.eng.SelectJobs([]string{"copy"})
+	plan = f.eng.Plan(context.Background(), cp, runner.PlanOptions{Full: true})
+	if jp := plan.Jobs[0]; jp.Action != runner.ActionSkip || !strings.Contains(jp.Reason, "the primary has taken no snapshot of this job yet") {
+		t.Errorf("replica: %s %q %s", jp.Action, jp.Reason, jp.Error)
+	}
+	if plan.Changes() {
+		t.Errorf("plan has changes: %+v", plan.Jobs)
 	}
 }
 

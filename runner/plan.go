@@ -19,6 +19,7 @@ type Action string
 
 const (
 	ActionCapture Action = "capture" // a primary takes a snapshot
+	ActionApply   Action = "apply"   // a replica applies the newest snapshot
 	ActionSkip    Action = "skip"    // nothing to do, with a reason
 	ActionError   Action = "error"   // the plan could not be made
 )
@@ -62,8 +63,13 @@ type JobPlan struct {
 	LastSuccess *RunRecord `json:"last_success,omitempty"`
 	LastFailure *RunRecord `json:"last_failure,omitempty"`
 	// Interrupted is a previous run that was killed; this run resumes it.
-	Interrupted *Running       `json:"interrupted,omitempty"`
-	Items       []ItemEstimate `json:"items,omitempty"`
+	Interrupted *Running `json:"interrupted,omitempty"`
+	// RoleChange says this server's role for the job changed since its
+	// last run (a site moving between servers).
+	RoleChange string `json:"role_change,omitempty"`
+	// Apply is the snapshot a replica would apply.
+	Apply *ApplyPlan     `json:"apply,omitempty"`
+	Items []ItemEstimate `json:"items,omitempty"`
 	// Snapshots is how many snapshots the job has on its target (when the
 	// plan read it), and Retention what the policy would forget after
 	// this run's snapshot.
@@ -92,7 +98,7 @@ type ItemEstimate struct {
 // Changes reports whether applying the plan would do anything.
 func (p *Plan) Changes() bool {
 	for _, j := range p.Jobs {
-		if j.Action == ActionCapture {
+		if j.Action == ActionCapture || j.Action == ActionApply {
 			return true
 		}
 	}
@@ -151,13 +157,12 @@ func (e *Engine) planJob(ctx context.Context, j *config.Job, o PlanOptions) *Job
 	}
 	jp.StateHash = hash
 	jp.LastSuccess, jp.LastFailure = st.LastSuccess, st.LastFailure
-	switch {
-	case !j.Enabled:
+	if !j.Enabled {
 		jp.Action, jp.Reason = ActionSkip, "disabled (enabled = false)"
 		return jp
-	case j.Role == config.RoleReplica:
-		jp.Action, jp.Reason = ActionSkip, "replica: applying snapshots on replicas is not supported by this version yet"
-		return jp
+	}
+	if st.Role != "" && st.Role != string(j.Role) {
+		jp.RoleChange = fmt.Sprintf("this server becomes %s for job %s (it was %s)", j.Role, j.Name, st.Role)
 	}
 	now := e.now()
 	d := due(j, st, now)
@@ -183,7 +188,16 @@ func (e *Engine) planJob(ctx context.Context, j *config.Job, o PlanOptions) *Job
 		return jp
 	}
 	jp.Action = ActionCapture
+	if j.Role == config.RoleReplica {
+		jp.Action = ActionApply
+	}
 	if !o.Full {
+		return jp
+	}
+	if j.Role == config.RoleReplica {
+		if err := e.planReplica(ctx, j, jp, st); err != nil {
+			return fail("%v", err)
+		}
 		return jp
 	}
 
@@ -288,6 +302,49 @@ func (e *Engine) CheckSavedPlan(p *Plan) error {
 		if hash != jp.StateHash {
 			return fmt.Errorf("job %s ran or its state changed since the plan was made", jp.Job)
 		}
+	}
+	return nil
+}
+
+// ApplyPlan is what a replica would apply.
+type ApplyPlan struct {
+	Snapshot string    `json:"snapshot"`
+	Time     time.Time `json:"time"`
+	Host     string    `json:"host"`
+}
+
+// planReplica reads the target read-only: the newest backup of the job,
+// and whether this replica has applied it already.
+func (e *Engine) planReplica(ctx context.Context, j *config.Job, jp *JobPlan, st *JobState) (err error) {
+	ts, err := e.OpenTarget(ctx, j.Target, true, map[string]string{"RUNNER_JOB": j.Name, "RUNNER_OPERATION": "plan"})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := ts.Close(err == nil); cerr != nil && err == nil {
+			err = cerr
+		}
+		jp.Notes = append(jp.Notes, ts.notes...)
+	}()
+	r, err := e.OpenRepository(ctx, ts, repo.LockNone)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = r.Close(context.Background()) }()
+	all, err := JobSnapshots(ctx, r, j.Name)
+	if err != nil {
+		return fmt.Errorf("list snapshots of %s: %w", j.Name, err)
+	}
+	jp.Snapshots = len(BackupSnapshots(all))
+	jp.RepoHash = snapshotsHash(all)
+	target := newestBackup(all)
+	switch {
+	case target == nil:
+		jp.Action, jp.Reason = ActionSkip, "replica: the primary has taken no snapshot of this job yet"
+	case st.Replica != nil && st.Replica.Snapshot == target.ID.String():
+		jp.Action, jp.Reason = ActionSkip, fmt.Sprintf("replica is current: snapshot %s of %s applied", target.ID.Short(), target.Time.Format(time.RFC3339))
+	default:
+		jp.Apply = &ApplyPlan{Snapshot: target.ID.String(), Time: target.Time, Host: target.Host}
 	}
 	return nil
 }

@@ -71,12 +71,17 @@ type RetentionResult struct {
 func (e *Engine) decideRetention(ctx context.Context, r *repo.Repository, j *config.Job, sns []*repo.Snapshot, now time.Time, pending bool) (*RetentionResult, error) {
 	ret := retentionOf(j.Policy)
 	res := &RetentionResult{Held: -1, HeldAfter: -1, Reasons: map[string]string{}}
+	// Replicas' records of their own state are theirs to manage; what a
+	// replica has not applied yet is protected.
+	applied, hasReplicas := unappliedSince(sns, now)
+	sns = primarySnapshots(sns)
 	infos := make([]policies.SnapshotInfo, 0, len(sns)+1)
 	pos := map[string]int{}
 	for i, sn := range sns {
 		id := sn.ID.String()
 		pos[id] = i
-		infos = append(infos, policies.SnapshotInfo{ID: id, Time: sn.Time, Tags: sn.Tags})
+		infos = append(infos, policies.SnapshotInfo{ID: id, Time: sn.Time, Tags: sn.Tags,
+			Unapplied: hasReplicas && sn.Time.After(applied) && sn.Role == string(config.RolePrimary)})
 	}
 	const pendingID = "(this run)"
 	if pending {

@@ -367,3 +367,115 @@ job "j" {
 		t.Fatalf("staging left behind: %v", ents)
 	}
 }
+
+// withAttr returns a configuration object with one attribute replaced.
+func withAttr(v cty.Value, name string, val cty.Value) cty.Value {
+	m := v.AsValueMap()
+	m[name] = val
+	return cty.ObjectVal(m)
+}
+
+// A primary and a replica on one target: the replica applies each new
+// snapshot once, refuses to overwrite a copy someone changed until forced,
+// and the primary's retention keeps what the replica has not applied.
+func TestReplicaAppliesNewSnapshotsAndGuardsItsCopy(t *testing.T) {
+	pdata, rdata := t.TempDir(), t.TempDir()
+	write := func(dir, name, content string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(pdata, "post", "v1")
+	write(rdata, "post", "old copy")
+	body := func(dir, role string) string {
+		return fmt.Sprintf(`
+policy "p" {
+  keep_last = 1
+}
+source "test" "s" {
+  mode = "tree"
+  dir  = %q
+}
+job "site" {
+  source = source.test.s
+  target = target.nas.t
+  policy = policy.p
+  role   = %q
+}
+`, dir, role)
+	}
+	prim := newFixture(t, body(pdata, "primary"), 1)
+	repl := newFixture(t, body(rdata, "replica"), 1)
+	// One NAS for both servers.
+	nasPath := prim.eng.Config.Targets[0].Instances[0].Config.GetAttr("path")
+	repl.eng.Config.Targets[0].Instances[0].Config = withAttr(repl.eng.Config.Targets[0].Instances[0].Config, "path", nasPath)
+	repl.nas = prim.nas
+	ctx := context.Background()
+	onPrimary := func() *runner.JobResult {
+		t.Helper()
+		t.Setenv("RUNNER_HOSTNAME", "web1")
+		r := prim.run(t, ctx, runner.ApplyOptions{})["site"]
+		if r.Status != runner.StatusSuccess {
+			t.Fatalf("primary: %+v", r)
+		}
+		return r
+	}
+	onReplica := func(force bool) *runner.JobResult {
+		t.Helper()
+		t.Setenv("RUNNER_HOSTNAME", "web2")
+		jobs, _ := repl.eng.SelectJobs(nil)
+		plan := repl.eng.Plan(ctx, jobs, runner.PlanOptions{Force: force})
+		return repl.eng.Apply(ctx, plan, jobs, runner.ApplyOptions{})[0]
+	}
+
+	s1 := onPrimary()
+	r := onReplica(false)
+	if r.Status != runner.StatusSuccess || r.Snapshot != s1.Snapshot || len(repl.src.applied) != 2 {
+		t.Fatalf("first apply: %+v, applied %q", r, repl.src.applied)
+	}
+	if !strings.Contains(strings.Join(r.Notes, " "), "first apply on this replica") {
+		t.Errorf("notes: %q", r.Notes)
+	}
+	if r := onReplica(true); r.Status != runner.StatusSkipped || !strings.Contains(r.Reason, "replica is current") {
+		t.Fatalf("second run: %+v", r)
+	}
+
+	// A new snapshot reaches the replica; its unchanged copy lets it apply.
+	write(pdata, "post", "v2")
+	s2 := onPrimary()
+	if r := onReplica(true); r.Status != runner.StatusSuccess || r.Snapshot != s2.Snapshot {
+		t.Fatalf("apply of the second snapshot: %+v", r)
+	}
+
+	// Someone edits the replica: the next apply refuses, naming the file.
+	write(rdata, "post", "edited on the replica")
+	write(pdata, "post", "v3")
+	s3 := onPrimary()
+	if len(s3.Forgotten) != 1 || s3.Forgotten[0].Snapshot != s2.Snapshot {
+		t.Fatalf("primary forgot %+v; want %s, which the replica has applied", s3.Forgotten, s2.Snapshot[:8])
+	}
+	r = onReplica(true)
+	if r.Status != runner.StatusFailure || !strings.Contains(r.Error, "changed since it applied snapshot") || !strings.Contains(r.Error, "/post") {
+		t.Fatalf("apply over a changed replica: %+v", r)
+	}
+	// The primary's retention (keep_last 1) keeps s3, which the replica
+	// has not applied, besides the newest; nor does it touch the replica's
+	// safety snapshot of its edited copy.
+	write(pdata, "post", "v4")
+	s4 := onPrimary()
+	if len(s4.Forgotten) != 0 {
+		t.Fatalf("primary forgot %+v; s3 %s is not applied yet (s2 %s, s1 %s)", s4.Forgotten, s3.Snapshot[:8], s2.Snapshot[:8], s1.Snapshot[:8])
+	}
+
+	// -force overwrites the changed copy after keeping it in a safety snapshot.
+	st, _ := repl.eng.LoadState("site")
+	jobs, _ := repl.eng.SelectJobs(nil)
+	t.Setenv("RUNNER_HOSTNAME", "web2")
+	plan := repl.eng.Plan(ctx, jobs, runner.PlanOptions{Force: true})
+	plan.Jobs[0].Forced = true
+	r = repl.eng.Apply(ctx, plan, jobs, runner.ApplyOptions{})[0]
+	if r.Status != runner.StatusSuccess || r.Snapshot != s4.Snapshot || !strings.Contains(strings.Join(r.Notes, " "), "overwriting local changes") {
+		t.Fatalf("forced apply: %+v (state before %+v)", r, st.Replica)
+	}
+}

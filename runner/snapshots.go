@@ -103,6 +103,7 @@ func SelectSnapshot(ctx context.Context, r *repo.Repository, job, idPrefix strin
 	if err != nil {
 		return nil, err
 	}
+	sns = BackupSnapshots(sns) // not replicas' records of their own state
 	if len(sns) == 0 {
 		return nil, fmt.Errorf("job %s has no snapshots", job)
 	}

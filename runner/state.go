@@ -30,6 +30,9 @@ type JobState struct {
 	Items map[string]ItemStatus `json:"items,omitempty"`
 	// Replica is the position a replica has applied (the snapshot).
 	Replica *ReplicaPosition `json:"replica,omitempty"`
+	// Role is the job's role on this server in its last run; a different
+	// role now is a role change (a site moved).
+	Role string `json:"role,omitempty"`
 	// Failures counts consecutive failed runs (0 after a success).
 	Failures int `json:"consecutive_failures,omitempty"`
 	// Snapshots and HeldBytes are the job's snapshot count and the stored

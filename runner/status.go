@@ -31,7 +31,9 @@ type JobStatus struct {
 	Quota    int64       `json:"quota_bytes,omitempty"`
 	Snaps    int         `json:"snapshots"`
 	Held     int64       `json:"held_bytes"`
-	Error    string      `json:"error,omitempty"`
+	// Applied is what a replica applied last.
+	Applied *ReplicaPosition `json:"applied,omitempty"`
+	Error   string           `json:"error,omitempty"`
 }
 
 // Status reports on the given jobs.
@@ -49,7 +51,7 @@ func (e *Engine) Status(jobs []*config.Job) []*JobStatus {
 			js.Error = err.Error()
 			continue
 		}
-		js.Last, js.Failure, js.Failures = st.LastSuccess, st.LastFailure, st.Failures
+		js.Last, js.Failure, js.Failures, js.Applied = st.LastSuccess, st.LastFailure, st.Failures, st.Replica
 		if st.LastSuccess != nil {
 			js.Snaps, js.Held = st.Snapshots, st.HeldBytes
 		}
@@ -59,8 +61,6 @@ func (e *Engine) Status(jobs []*config.Job) []*JobStatus {
 		switch {
 		case !j.Enabled:
 			js.Reason = "disabled"
-		case j.Role == config.RoleReplica:
-			js.Reason = "replica"
 		default:
 			d := due(j, st, now)
 			js.Due, js.NextDue, js.Reason = d.Due, d.Next, d.Reason

@@ -157,7 +157,18 @@ func printPlan(w io.Writer, p *runner.Plan, now time.Time) {
 		if f := j.LastFailure; f != nil && (j.LastSuccess == nil || f.End.After(j.LastSuccess.End)) {
 			fmt.Fprintf(w, "  last failure %s: %s\n", stamp(f.End), f.Error)
 		}
+		if j.RoleChange != "" {
+			fmt.Fprintf(w, "  ! role change: %s\n", j.RoleChange)
+		}
 		switch j.Action {
+		case runner.ActionApply:
+			captures++
+			fmt.Fprintf(w, "  %s\n", j.Reason)
+			if a := j.Apply; a != nil {
+				fmt.Fprintf(w, "  + apply snapshot %s of %s (taken on %s) into place, after checking that this replica's copy is unchanged\n", a.Snapshot[:8], stamp(a.Time), a.Host)
+			} else {
+				fmt.Fprintf(w, "  + apply the newest snapshot of the job, if this replica does not have it yet\n")
+			}
 		case runner.ActionCapture:
 			captures++
 			fmt.Fprintf(w, "  %s\n", j.Reason)
@@ -211,6 +222,6 @@ func printPlan(w io.Writer, p *runner.Plan, now time.Time) {
 	if forgets > 0 {
 		forget = fmt.Sprintf(", %s to forget (frees %s)", count(forgets, "snapshot", "snapshots"), policies.FormatSize(frees))
 	}
-	fmt.Fprintf(w, "Plan: %s, %d to capture%s, %d not due or skipped, %s.\n", count(len(p.Jobs), "job", "jobs"), captures, forget,
+	fmt.Fprintf(w, "Plan: %s, %d to capture or apply%s, %d not due or skipped, %s.\n", count(len(p.Jobs), "job", "jobs"), captures, forget,
 		len(p.Jobs)-captures-p.Errors(), count(p.Errors(), "error", "errors"))
 }
