@@ -178,8 +178,9 @@ func (e *Engine) planJob(ctx context.Context, j *config.Job, o PlanOptions) *Job
 			jp.Reason = fmt.Sprintf("due: resuming the run interrupted at %s (%s)", st.Running.Start.Format(time.RFC3339), d.Reason)
 		}
 	}
+	jp.Forced = o.Force
 	if o.Force && !d.Due {
-		d.Due, jp.Forced = true, true
+		d.Due = true
 		jp.Reason = "due: forced (-force); " + d.Reason
 	}
 	e.log().Debug("due decision", "job", j.Name, "due", d.Due, "reason", jp.Reason, "next", jp.NextDue, "full", d.Full, "full_reason", d.FullReason)

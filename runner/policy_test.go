@@ -437,14 +437,14 @@ job "site" {
 	if !strings.Contains(strings.Join(r.Notes, " "), "first apply on this replica") {
 		t.Errorf("notes: %q", r.Notes)
 	}
-	if r := onReplica(true); r.Status != runner.StatusSkipped || !strings.Contains(r.Reason, "replica is current") {
+	if r := onReplica(false); r.Status != runner.StatusSkipped || !strings.Contains(r.Reason, "replica is current") {
 		t.Fatalf("second run: %+v", r)
 	}
 
 	// A new snapshot reaches the replica; its unchanged copy lets it apply.
 	write(pdata, "post", "v2")
 	s2 := onPrimary()
-	if r := onReplica(true); r.Status != runner.StatusSuccess || r.Snapshot != s2.Snapshot {
+	if r := onReplica(false); r.Status != runner.StatusSuccess || r.Snapshot != s2.Snapshot {
 		t.Fatalf("apply of the second snapshot: %+v", r)
 	}
 
@@ -452,10 +452,11 @@ job "site" {
 	write(rdata, "post", "edited on the replica")
 	write(pdata, "post", "v3")
 	s3 := onPrimary()
+	_ = s3
 	if len(s3.Forgotten) != 1 || s3.Forgotten[0].Snapshot != s2.Snapshot {
 		t.Fatalf("primary forgot %+v; want %s, which the replica has applied", s3.Forgotten, s2.Snapshot[:8])
 	}
-	r = onReplica(true)
+	r = onReplica(false)
 	if r.Status != runner.StatusFailure || !strings.Contains(r.Error, "changed since it applied snapshot") || !strings.Contains(r.Error, "/post") {
 		t.Fatalf("apply over a changed replica: %+v", r)
 	}
@@ -473,7 +474,6 @@ job "site" {
 	jobs, _ := repl.eng.SelectJobs(nil)
 	t.Setenv("RUNNER_HOSTNAME", "web2")
 	plan := repl.eng.Plan(ctx, jobs, runner.PlanOptions{Force: true})
-	plan.Jobs[0].Forced = true
 	r = repl.eng.Apply(ctx, plan, jobs, runner.ApplyOptions{})[0]
 	if r.Status != runner.StatusSuccess || r.Snapshot != s4.Snapshot || !strings.Contains(strings.Join(r.Notes, " "), "overwriting local changes") {
 		t.Fatalf("forced apply: %+v (state before %+v)", r, st.Replica)

@@ -55,7 +55,7 @@ EXIT STATUS
 		flags: func(fs *flag.FlagSet) {
 			fs.Var(&o.jobs, "job", "run only this `job` (repeatable)")
 			fs.BoolVar(&o.dryRun, "dry-run", false, "do only the read-only steps; change nothing")
-			fs.BoolVar(&o.force, "force", false, "run the jobs even if they are not due")
+			fs.BoolVar(&o.force, "force", false, "run the jobs even if they are not due; a replica also overwrites a copy that changed since its last apply (kept in a safety snapshot)")
 			fs.DurationVar(&o.lockWait, "wait", 0, "wait up to this `duration` for a run of the same job to end, instead of skipping it")
 		},
 		run: func(ctx context.Context, g *globals, args []string) error { return runApply(ctx, g, o, args) },
