@@ -257,3 +257,34 @@ func TestRestoreStreamErrors(t *testing.T) {
 type failWriter struct{}
 
 func (failWriter) Write([]byte) (int, error) { return 0, errors.New("disk full") }
+
+// A full run (full_every) checks the stored copies of the chunks it reuses:
+// a damaged one makes the file an unreadable entry, naming the chunk. A
+// normal run trusts the repository.
+func TestFullRunVerifiesReusedChunks(t *testing.T) {
+	r := newTestRepo(t, false)
+	root := filepath.Join(t.TempDir(), "r")
+	writeFile(t, filepath.Join(root, "fine.txt"), []byte("fine"), 0o644)
+	victim := randBytes(12, 1<<20)
+	writeFile(t, filepath.Join(root, "victim.bin"), victim, 0o644)
+	it, _ := backup(t, r, Options{}, TreeSpec{Root: root})
+	ctx := context.Background()
+	top, err := r.LoadTree(ctx, it.Tree)
+	must(t, err)
+	nodes, err := r.LoadTree(ctx, top[0].Subtree)
+	must(t, err)
+	i := slices.IndexFunc(nodes, func(n repo.Node) bool { return n.Name == "victim.bin" })
+	if !corruptBlob(t, r.dir, nodes[i].Content[0]) {
+		t.Fatal("chunk not found in any pack")
+	}
+	_, a := backup(t, r, Options{}, TreeSpec{Root: root})
+	if st := a.Stats(); st.Errors != 0 {
+		t.Fatalf("a normal run found %d errors: %v", st.Errors, st.Unreadable)
+	}
+	_, a = backup(t, r, Options{Full: true}, TreeSpec{Root: root})
+	st := a.Stats()
+	if st.Errors != 1 || len(st.Unreadable) != 1 || !strings.Contains(st.Unreadable[0], "victim.bin") ||
+		!strings.Contains(st.Unreadable[0], "copy of chunk "+nodes[i].Content[0].Short()+" is damaged") {
+		t.Fatalf("full run: %d errors %q", st.Errors, st.Unreadable)
+	}
+}

@@ -130,6 +130,9 @@ func (p *chunkPool) saver() {
 				p.fail(fmt.Errorf("save chunk of %s: %w", j.what, err))
 				return
 			}
+			if !added {
+				p.a.verifyReused(p.ctx, id, j.what)
+			}
 			p.free <- j.data // never blocks: it has room for every buffer
 			j.tr.set(j.idx, id, added, n)
 			j.tr.release()
@@ -157,6 +160,9 @@ func (p *chunkPool) save(tr *tracker, chunk []byte, what string) error {
 	id, added, err := p.a.r.SaveBlob(p.ctx, repo.DataBlob, chunk)
 	if err != nil {
 		return fmt.Errorf("save chunk of %s: %w", what, err)
+	}
+	if !added {
+		p.a.verifyReused(p.ctx, id, what)
 	}
 	tr.set(idx, id, added, len(chunk))
 	return nil
@@ -305,4 +311,22 @@ func (t *treeRun) fromCache(parent *dirState, i int, abs, name string, st *unix.
 	t.size.Add(size)
 	a.cache.add(abs, st, ids, xa)
 	return true
+}
+
+// verifyReused reads back, in a full run, a chunk the repository already
+// holds: a full run does not only re-read every file instead of trusting
+// the change cache, it also checks the stored copies it reuses. A damaged
+// copy makes the file an unreadable entry (the snapshot is partial, and
+// says which chunk), since a restore of it from this snapshot would fail.
+// A chunk written earlier in this run may still be in a pack being
+// written; it was just stored from the data in hand and is not checked.
+func (a *Archiver) verifyReused(ctx context.Context, id repo.ID, what string) {
+	if !a.full {
+		return
+	}
+	_, err := a.r.LoadBlob(ctx, repo.DataBlob, id, nil)
+	if err == nil || errors.Is(err, repo.ErrBlobNotFound) || ctx.Err() != nil {
+		return
+	}
+	a.unreadableEntry(what, fmt.Errorf("the repository's copy of chunk %s is damaged, so this snapshot cannot restore the file; run runner check --read-data: %w", id.Short(), err))
 }
