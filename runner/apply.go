@@ -200,7 +200,7 @@ func (e *Engine) runJob(ctx context.Context, j *config.Job, jp *JobPlan, opts Ap
 			msg := fmt.Sprintf("job %s: this server becomes %s (it was %s)", j.Name, j.Role, st.Role)
 			log.Warn(msg)
 			res.Notes = append(res.Notes, msg)
-			for _, w := range e.Notify(ctx, j, sdk.Notification{Event: EventRoleChange, Subject: msg, Body: msg + ".\n",
+			for _, w := range e.Notify(ctx, j, sdk.Notification{Event: sdk.EventRoleChange, Subject: msg, Body: msg + ".\n",
 				Fields: map[string]string{"from": st.Role, "to": string(j.Role)}}) {
 				res.Warnings = append(res.Warnings, "notify "+w)
 			}
@@ -224,7 +224,7 @@ func (e *Engine) runJob(ctx context.Context, j *config.Job, jp *JobPlan, opts Ap
 		env["RUNNER_DRY_RUN"] = "1"
 	}
 	if !opts.DryRun && !opts.Safety {
-		for _, w := range e.Notify(ctx, j, sdk.Notification{Event: EventStart, Subject: fmt.Sprintf("job %s started", j.Name)}) {
+		for _, w := range e.Notify(ctx, j, sdk.Notification{Event: sdk.EventStart, Subject: fmt.Sprintf("job %s started", j.Name)}) {
 			res.Warnings = append(res.Warnings, "notify "+w)
 		}
 	}

@@ -13,17 +13,6 @@ import (
 	"github.com/backup-runner/runner/plugins/sdk/schema"
 )
 
-// Notification events (see the notify plugin).
-const (
-	EventStart      = "start"
-	EventSuccess    = "success"
-	EventFailure    = "failure"
-	EventRecovery   = "recovery"
-	EventForget     = "forget"
-	EventRestore    = "restore"
-	EventRoleChange = "role_change"
-)
-
 // notifyTimeout bounds sending one event to all of a job's notifiers.
 const notifyTimeout = 2 * time.Minute
 
@@ -81,16 +70,16 @@ func (e *Engine) notifyRun(ctx context.Context, j *config.Job, res *JobResult, l
 	n := sdk.Notification{Fields: fields}
 	switch {
 	case res.Status == StatusFailure:
-		n.Event = EventFailure
+		n.Event = sdk.EventFailure
 		n.Subject = fmt.Sprintf("job %s failed", j.Name)
 		fields["error"] = res.Error
 		fmt.Fprintf(&body, "The run of job %s failed: %s\n", j.Name, res.Error)
 	case res.Recovered:
-		n.Event = EventRecovery
+		n.Event = sdk.EventRecovery
 		n.Subject = fmt.Sprintf("job %s recovered", j.Name)
 		fmt.Fprintf(&body, "Job %s succeeded again after failing.\n", j.Name)
 	default:
-		n.Event = EventSuccess
+		n.Event = sdk.EventSuccess
 		n.Subject = fmt.Sprintf("job %s succeeded", j.Name)
 	}
 	if res.Status == StatusSuccess {
@@ -110,7 +99,7 @@ func (e *Engine) notifyRun(ctx context.Context, j *config.Job, res *JobResult, l
 			fmt.Fprintf(&fb, "forgot %s from %s: %s\n", short(f.Snapshot), f.Time.Format(time.RFC3339), f.Reason)
 		}
 		warns = append(warns, e.Notify(ctx, j, sdk.Notification{
-			Event:   EventForget,
+			Event:   sdk.EventForget,
 			Subject: fmt.Sprintf("job %s forgot %d snapshots", j.Name, len(res.Forgotten)),
 			Body:    fb.String(),
 			Fields:  map[string]string{"snapshots": strings.Join(ids, " "), "count": strconv.Itoa(len(res.Forgotten))},

@@ -225,7 +225,32 @@ func (e *Engine) planJob(ctx context.Context, j *config.Job, o PlanOptions) *Job
 // planTarget brings the job's target up read-only and reads what the plan
 // shows: free space (and the min_free_ratio check), the job's snapshots
 // and what retention would forget after this run.
-func (e *Engine) planTarget(ctx context.Context, j *config.Job, jp *JobPlan, now time.Time) (err error) {
+func (e *Engine) planTarget(ctx context.Context, j *config.Job, jp *JobPlan, now time.Time) error {
+	return e.readTarget(ctx, j, jp, func(ts *TargetSession, r *repo.Repository, sns []*repo.Snapshot) error {
+		if u, uerr := ts.sess.Usage(ctx); uerr == nil {
+			jp.FreeBytes = u.FreeBytes
+		}
+		note, err := e.checkFreeSpace(ctx, ts)
+		if err != nil {
+			return err
+		}
+		if note != "" {
+			jp.Notes = append(jp.Notes, note)
+		}
+		jp.Snapshots = len(BackupSnapshots(sns))
+		if hasRetention(j.Policy) {
+			if jp.Retention, err = e.decideRetention(ctx, r, j, sns, now, true); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// readTarget brings a job's target up read-only (its hooks too), opens its
+// repository without a lock, lists the job's snapshots and fingerprints
+// them for a saved plan, calls fn, and brings everything down again.
+func (e *Engine) readTarget(ctx context.Context, j *config.Job, jp *JobPlan, fn func(ts *TargetSession, r *repo.Repository, sns []*repo.Snapshot) error) (err error) {
 	ts, err := e.OpenTarget(ctx, j.Target, true, map[string]string{"RUNNER_JOB": j.Name, "RUNNER_OPERATION": "plan"})
 	if err != nil {
 		return err
@@ -236,16 +261,6 @@ func (e *Engine) planTarget(ctx context.Context, j *config.Job, jp *JobPlan, now
 		}
 		jp.Notes = append(jp.Notes, ts.notes...)
 	}()
-	if u, uerr := ts.sess.Usage(ctx); uerr == nil {
-		jp.FreeBytes = u.FreeBytes
-	}
-	note, err := e.checkFreeSpace(ctx, ts)
-	if err != nil {
-		return err
-	}
-	if note != "" {
-		jp.Notes = append(jp.Notes, note)
-	}
 	r, err := e.OpenRepository(ctx, ts, repo.LockNone)
 	if err != nil {
 		return err
@@ -255,14 +270,8 @@ func (e *Engine) planTarget(ctx context.Context, j *config.Job, jp *JobPlan, now
 	if err != nil {
 		return fmt.Errorf("list snapshots of %s: %w", j.Name, err)
 	}
-	jp.Snapshots = len(sns)
 	jp.RepoHash = snapshotsHash(sns)
-	if hasRetention(j.Policy) {
-		if jp.Retention, err = e.decideRetention(ctx, r, j, sns, now, true); err != nil {
-			return err
-		}
-	}
-	return nil
+	return fn(ts, r, sns)
 }
 
 // snapshotsHash fingerprints a job's list of snapshots.
@@ -316,36 +325,18 @@ type ApplyPlan struct {
 
 // planReplica reads the target read-only: the newest backup of the job,
 // and whether this replica has applied it already.
-func (e *Engine) planReplica(ctx context.Context, j *config.Job, jp *JobPlan, st *JobState) (err error) {
-	ts, err := e.OpenTarget(ctx, j.Target, true, map[string]string{"RUNNER_JOB": j.Name, "RUNNER_OPERATION": "plan"})
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := ts.Close(err == nil); cerr != nil && err == nil {
-			err = cerr
+func (e *Engine) planReplica(ctx context.Context, j *config.Job, jp *JobPlan, st *JobState) error {
+	return e.readTarget(ctx, j, jp, func(_ *TargetSession, _ *repo.Repository, all []*repo.Snapshot) error {
+		jp.Snapshots = len(BackupSnapshots(all))
+		target := newestBackup(all)
+		switch {
+		case target == nil:
+			jp.Action, jp.Reason = ActionSkip, "replica: the primary has taken no snapshot of this job yet"
+		case st.Replica != nil && st.Replica.Snapshot == target.ID.String():
+			jp.Action, jp.Reason = ActionSkip, fmt.Sprintf("replica is current: snapshot %s of %s applied", target.ID.Short(), target.Time.Format(time.RFC3339))
+		default:
+			jp.Apply = &ApplyPlan{Snapshot: target.ID.String(), Time: target.Time, Host: target.Host}
 		}
-		jp.Notes = append(jp.Notes, ts.notes...)
-	}()
-	r, err := e.OpenRepository(ctx, ts, repo.LockNone)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = r.Close(context.Background()) }()
-	all, err := JobSnapshots(ctx, r, j.Name)
-	if err != nil {
-		return fmt.Errorf("list snapshots of %s: %w", j.Name, err)
-	}
-	jp.Snapshots = len(BackupSnapshots(all))
-	jp.RepoHash = snapshotsHash(all)
-	target := newestBackup(all)
-	switch {
-	case target == nil:
-		jp.Action, jp.Reason = ActionSkip, "replica: the primary has taken no snapshot of this job yet"
-	case st.Replica != nil && st.Replica.Snapshot == target.ID.String():
-		jp.Action, jp.Reason = ActionSkip, fmt.Sprintf("replica is current: snapshot %s of %s applied", target.ID.Short(), target.Time.Format(time.RFC3339))
-	default:
-		jp.Apply = &ApplyPlan{Snapshot: target.ID.String(), Time: target.Time, Host: target.Host}
-	}
-	return nil
+		return nil
+	})
 }

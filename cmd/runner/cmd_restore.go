@@ -178,7 +178,7 @@ func runRestore(ctx context.Context, g *globals, o restoreOptions, args []string
 		} else if o.toDatabase != "" {
 			what += " into database " + o.toDatabase
 		}
-		eng.Notify(ctx, j, sdk.Notification{Event: runner.EventRestore, Subject: what, Body: what + ".\n",
+		eng.Notify(ctx, j, sdk.Notification{Event: sdk.EventRestore, Subject: what, Body: what + ".\n",
 			Fields: map[string]string{"snapshot": sn.ID.String(), "to": o.to, "to_database": o.toDatabase}})
 	}
 	if err != nil {

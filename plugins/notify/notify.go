@@ -97,19 +97,19 @@ const (
 	PingType    = "ping"
 )
 
-// The events a notification can be about.
+// The events a notification can be about (defined by the SDK).
 const (
-	EventStart      = "start"
-	EventSuccess    = "success"
-	EventFailure    = "failure"
-	EventRecovery   = "recovery"
-	EventForget     = "forget"
-	EventRestore    = "restore"
-	EventRoleChange = "role_change"
+	EventStart      = sdk.EventStart
+	EventSuccess    = sdk.EventSuccess
+	EventFailure    = sdk.EventFailure
+	EventRecovery   = sdk.EventRecovery
+	EventForget     = sdk.EventForget
+	EventRestore    = sdk.EventRestore
+	EventRoleChange = sdk.EventRoleChange
 )
 
 // Events lists every event, in the order the documentation gives them.
-var Events = []string{EventStart, EventSuccess, EventFailure, EventRecovery, EventForget, EventRestore, EventRoleChange}
+var Events = sdk.Events
 
 // Plugin returns the notify plugin.
 func Plugin() *sdk.Plugin {

@@ -117,6 +117,22 @@ type Notifier = pluginapi.Notifier
 // Notification is one event worth telling someone about.
 type Notification = pluginapi.Notification
 
+// The events the engine notifies (Notification.Event). Notifiers choose
+// which to send; the last three are the "significant" ones an operator
+// adds.
+const (
+	EventStart      = "start"       // a job started
+	EventSuccess    = "success"     // a job succeeded
+	EventFailure    = "failure"     // a job failed
+	EventRecovery   = "recovery"    // a job succeeded after failing
+	EventForget     = "forget"      // retention forgot snapshots
+	EventRestore    = "restore"     // a snapshot was restored
+	EventRoleChange = "role_change" // a job's role changed on this server
+)
+
+// Events lists every event, in the order above.
+var Events = []string{EventStart, EventSuccess, EventFailure, EventRecovery, EventForget, EventRestore, EventRoleChange}
+
 // ---------------------------------------------------------------- functions
 
 // Function is an HCL function a plugin adds, such as wordpress_sites(root).
