@@ -8,11 +8,11 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 
 	config "github.com/backup-runner/runner/hcl"
 	"github.com/backup-runner/runner/internal/repo"
 	"github.com/backup-runner/runner/internal/repo/local"
+	"github.com/backup-runner/runner/internal/secret"
 	"github.com/backup-runner/runner/plugins/sdk"
 	"github.com/backup-runner/runner/plugins/sdk/schema"
 )
@@ -68,25 +68,15 @@ func storageFor(sess sdk.Session) (repo.Storage, string, error) {
 	return sessionStorage{sess}, "", nil
 }
 
-// ReadPassphrase reads a target's password_file. A file that group or
-// others may read is refused: the passphrase protects every backup.
+// ReadPassphrase reads a target's password_file (see package secret: a
+// file that group or others may read is refused, as the passphrase
+// protects every backup).
 func ReadPassphrase(path string) ([]byte, error) {
-	fi, err := os.Stat(path)
+	s, err := secret.ReadFile("password_file", path)
 	if err != nil {
-		return nil, fmt.Errorf("password_file: %w", err)
+		return nil, err
 	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("password_file %s is readable by group or others (mode %04o): chmod 600 it", path, fi.Mode().Perm())
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("password_file: %w", err)
-	}
-	pass := []byte(strings.TrimRight(string(b), "\r\n"))
-	if len(pass) == 0 {
-		return nil, fmt.Errorf("password_file %s is empty", path)
-	}
-	return pass, nil
+	return []byte(s), nil
 }
 
 // TargetSession is a target brought up for one operation: its hooks up,

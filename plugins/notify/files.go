@@ -5,34 +5,13 @@ import (
 	"crypto/x509"
 	"fmt"
 	"os"
-	"strings"
+
+	"github.com/backup-runner/runner/internal/secret"
 )
 
-// readSecretFile reads a secret such as a password_file. A file that group
-// or others may read is refused, as everywhere in the runner: a secret
-// shared with every local user is not one. One trailing newline (or CRLF)
-// is dropped, as editors add it; the secret itself is never in an error.
-func readSecretFile(attr, path string) (string, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return "", fmt.Errorf("%s: %w", attr, err)
-	}
-	if !fi.Mode().IsRegular() {
-		return "", fmt.Errorf("%s %s is not a regular file", attr, path)
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return "", fmt.Errorf("%s %s is readable by group or others (mode %04o): chmod 600 it", attr, path, fi.Mode().Perm())
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("%s: %w", attr, err)
-	}
-	secret := strings.TrimRight(string(b), "\r\n")
-	if secret == "" {
-		return "", fmt.Errorf("%s %s is empty", attr, path)
-	}
-	return secret, nil
-}
+// readSecretFile reads a secret such as a password_file (package secret:
+// refused if group or others may read it; never in an error).
+func readSecretFile(attr, path string) (string, error) { return secret.ReadFile(attr, path) }
 
 // tlsConfig is the TLS configuration for talking to serverName: the
 // system's roots, plus the certificates of caFile when it is set (a
