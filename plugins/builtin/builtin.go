@@ -16,6 +16,7 @@ import (
 	"github.com/backup-runner/runner/plugins/notify"
 	"github.com/backup-runner/runner/plugins/sdk"
 	"github.com/backup-runner/runner/plugins/vpn"
+	"github.com/backup-runner/runner/plugins/wordpress"
 )
 
 // Version is the version every built-in plugin reports.
@@ -30,6 +31,7 @@ var constructors = []func() *sdk.Plugin{
 	nas.Plugin,
 	notify.Plugin,
 	vpn.Plugin,
+	wordpress.Plugin,
 }
 
 // All returns the built-in plugins, sorted by name.

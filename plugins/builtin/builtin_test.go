@@ -16,7 +16,7 @@ func TestAllIsSortedAndComplete(t *testing.T) {
 			t.Errorf("%s reports version %q, want %q", p.Name, p.Version, Version)
 		}
 	}
-	want := []string{"exec", "files", "mysql", "nas", "notify", "vpn"}
+	want := []string{"exec", "files", "mysql", "nas", "notify", "vpn", "wordpress"}
 	if len(names) != len(want) || !sort.StringsAreSorted(names) {
 		t.Fatalf("All() names = %q, want %q", names, want)
 	}
