@@ -12,7 +12,10 @@ LDFLAGS := -X main.version=$(VERSION)
 PROTOC_GEN_GO_VERSION      := v1.36.6
 PROTOC_GEN_GO_GRPC_VERSION := v1.3.0
 STATICCHECK_VERSION        := v0.8.2
-DEBIAN_PACKAGES := mariadb-server mariadb-client protobuf-compiler
+# php-cli and php-mysql run WordPress's own installer for tests and the demo
+# (internal/wptest); WordPress itself is downloaded and unpacked, not
+# installed, as its package would pull in and start a web server.
+DEBIAN_PACKAGES := mariadb-server mariadb-client protobuf-compiler php-cli php-mysql
 
 # Packages whose tests use goroutines across processes or shared state run
 # with the race detector.
@@ -38,6 +41,7 @@ deps:
 	@$(GOBIN_DIR)/protoc-gen-go-grpc --version 2>/dev/null | grep -q " $(PROTOC_GEN_GO_GRPC_VERSION:v%=%)$$" || $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
 	@$(GOBIN_DIR)/staticcheck -version 2>/dev/null | grep -q "$(STATICCHECK_VERSION:v%=%)" || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	$(GO) mod download
+	$(GO) test -count=1 ./internal/wptest  # fetches and unpacks WordPress once
 
 # The README's test command: lint, unit tests (race detector where there
 # is concurrency), then the end-to-end tests against the built binary.
