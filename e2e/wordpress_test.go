@@ -289,3 +289,81 @@ func TestWordPressPrimaryReplicaAndRecovery(t *testing.T) {
 		t.Fatalf("after undoing, post 2 is %q", got)
 	}
 }
+
+// One broken site fails only its own job, with a message naming the site
+// and the cause: a wp-config.php that cannot be read, a database that
+// cannot be reached, a certificate path that does not exist.
+func TestWordPressBrokenSitesFailAlone(t *testing.T) {
+	db := mariadbtest.Start(t)
+	vhosts := filepath.Join(t.TempDir(), "vhosts")
+	site := func(name string) *wptest.Site {
+		root := filepath.Join(vhosts, name, "SITE")
+		if err := os.MkdirAll(root, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return wptest.NewSite(t, wptest.Options{Root: root, Server: db, Database: name, User: name})
+	}
+	site("good")
+	site("certless")
+	site("nodb")
+	broken := site("broken")
+	// broken: a line wp-config.php's parser cannot read.
+	cfgPath := filepath.Join(broken.Root, "wp-config.php")
+	cfg, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = []byte(strings.Replace(string(cfg), "define( 'DB_NAME', 'broken' );", "define( 'DB_NAME', 'broken );", 1))
+	if err := os.WriteFile(cfgPath, cfg, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	// nodb: its database server is not there (a closed loopback port).
+	nodb := filepath.Join(vhosts, "nodb", "SITE", "wp-config.php")
+	cfg, _ = os.ReadFile(nodb)
+	cfg = []byte(strings.Replace(string(cfg), fmt.Sprintf("127.0.0.1:%d", db.Port), "127.0.0.1:1", 1))
+	if err := os.WriteFile(nodb, cfg, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	dir := writeConfig(t, map[string]string{"main.hcl": fmt.Sprintf(`
+target "nas" "home" {
+  path = %q
+}
+source "wordpress" "site" {
+  for_each     = wordpress_sites(%q)
+  root         = each.value
+  certificates = each.key == "certless" ? ["/etc/letsencrypt/live/certless.example.org"] : []
+}
+job "site" {
+  for_each = source.wordpress.site
+  source   = each.value
+  target   = target.nas.home
+}
+`, t.TempDir(), vhosts)})
+	mustInit(t, dir)
+	r := runner(t, nil, "-C", dir, "-json", "apply")
+	if r.code != 3 {
+		t.Fatalf("apply with broken sites: %s", r)
+	}
+	var out struct {
+		Jobs []struct{ Job, Status, Error string }
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, j := range out.Jobs {
+		got[j.Job] = j.Status + ": " + j.Error
+	}
+	for job, want := range map[string][]string{
+		`site["good"]`:     {"success: "},
+		`site["broken"]`:   {"failure: ", filepath.Join(vhosts, "broken", "SITE"), "wp-config.php", "line"},
+		`site["nodb"]`:     {"failure: ", filepath.Join(vhosts, "nodb", "SITE"), "127.0.0.1:1"},
+		`site["certless"]`: {"failure: ", filepath.Join(vhosts, "certless", "SITE"), "/etc/letsencrypt/live/certless.example.org"},
+	} {
+		for _, w := range want {
+			if !strings.Contains(got[job], w) {
+				t.Errorf("%s: %q lacks %q", job, got[job], w)
+			}
+		}
+	}
+}
