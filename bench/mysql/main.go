@@ -17,6 +17,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"sync"
@@ -42,24 +43,42 @@ func main() {
 	repoDir := fs.String("repo", "", "repository directory")
 	to := fs.String("to", "", "restore into this database")
 	parallel := fs.Int("parallel", 2, "connections")
+	noBinlog := fs.Bool("no-binlog", false, "restore: do not write the binary log (as myloader without -e)")
+	discard := fs.Bool("discard", false, "dump: throw the SQL away instead of storing it (measures the server and the formatting alone)")
 	seconds := fs.Float64("seconds", 10, "writer duration")
 	rate := fs.Int("rate", 200, "writer transactions per second")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile to this file")
 	_ = fs.Parse(os.Args[2:])
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "mysqlbench:", err)
+			os.Exit(1)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "mysqlbench:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	ctx := context.Background()
 	var err error
 	switch os.Args[1] {
 	case "gen":
 		err = gen(*addr, *db, *scale)
 	case "dump":
-		err = doDump(ctx, *addr, *db, *repoDir, *parallel)
+		err = doDump(ctx, *addr, *db, *repoDir, *parallel, *discard)
 	case "restore":
-		err = doRestore(ctx, *addr, *repoDir, *to, *parallel)
+		err = doRestore(ctx, *addr, *repoDir, *to, *parallel, *noBinlog)
+	case "extract":
+		err = extract(ctx, *repoDir, *to)
 	case "writer":
 		err = writer(*addr, time.Duration(*seconds*float64(time.Second)), *rate)
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}
 	if err != nil {
+		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "mysqlbench:", err)
 		os.Exit(1)
 	}
@@ -202,7 +221,23 @@ func (s *streamItem) Close() error {
 }
 func (s *streamItem) CloseWithError(err error) error { s.w.Abort(err); return nil }
 
-func doDump(ctx context.Context, addr, db, dir string, parallel int) error {
+type discardItem struct{}
+
+func (discardItem) Write(p []byte) (int, error)  { return len(p), nil }
+func (discardItem) Close() error                 { return nil }
+func (discardItem) CloseWithError(e error) error { return nil }
+
+func doDump(ctx context.Context, addr, db, dir string, parallel int, discard bool) error {
+	if discard {
+		start := time.Now()
+		res, err := dump.Dump(ctx, dump.Config{Conn: dump.ConnOptions{Addr: addr, User: "root"}, Filter: dump.Filter{Databases: []string{db}, ExcludeTables: []string{"bench_writer"}}, Parallel: parallel},
+			func(it dump.Item) (dump.ItemWriter, error) { return discardItem{}, nil })
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "dump (discarded): %d bytes of SQL in %s\n", res.Bytes, time.Since(start).Round(time.Millisecond))
+		return nil
+	}
 	st, err := local.New(dir)
 	if err != nil {
 		return err
@@ -234,7 +269,7 @@ func doDump(ctx context.Context, addr, db, dir string, parallel int) error {
 	return nil
 }
 
-func doRestore(ctx context.Context, addr, dir, to string, parallel int) error {
+func doRestore(ctx context.Context, addr, dir, to string, parallel int, noBinlog bool) error {
 	st, err := local.New(dir)
 	if err != nil {
 		return err
@@ -260,7 +295,7 @@ func doRestore(ctx context.Context, addr, dir, to string, parallel int) error {
 	start := time.Now()
 	i := 0
 	var pr *io.PipeReader
-	res, err := dump.Load(ctx, dump.LoadConfig{Conn: dump.ConnOptions{Addr: addr, User: "root"}, Parallel: parallel, Manifest: m, Target: target}, func() (dump.Item, io.Reader, error) {
+	res, err := dump.Load(ctx, dump.LoadConfig{Conn: dump.ConnOptions{Addr: addr, User: "root"}, Parallel: parallel, Manifest: m, Target: target, NoBinlog: noBinlog}, func() (dump.Item, io.Reader, error) {
 		if pr != nil {
 			_ = pr.Close()
 		}
@@ -281,6 +316,37 @@ func doRestore(ctx context.Context, addr, dir, to string, parallel int) error {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "restore: %d tables, %d rows, %d checksums verified in %s\n", res.Tables, res.Rows, res.Verified, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// extract writes the items of the newest snapshot as .sql files into
+// dir, for experiments with the stock client.
+func extract(ctx context.Context, dir, out string) error {
+	st, err := local.New(dir)
+	if err != nil {
+		return err
+	}
+	r, err := repo.Open(ctx, st, repo.OpenOptions{Lock: repo.LockShared})
+	if err != nil {
+		return err
+	}
+	defer r.Close(ctx)
+	sns, err := r.ListSnapshots(ctx)
+	if err != nil || len(sns) == 0 {
+		return fmt.Errorf("no snapshot: %v", err)
+	}
+	for i, it := range sns[len(sns)-1].Items {
+		f, err := os.Create(fmt.Sprintf("%s/%03d-%s.sql", out, i, strings.NewReplacer("/", "#", ":", "#").Replace(it.Name)))
+		if err != nil {
+			return err
+		}
+		if _, err := archiver.RestoreStream(ctx, r, it, f); err != nil {
+			return err
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

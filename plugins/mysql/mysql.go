@@ -29,6 +29,7 @@ import (
 
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/backup-runner/runner/internal/secret"
 	"github.com/backup-runner/runner/plugins/builtin/config"
 	"github.com/backup-runner/runner/plugins/mysql/dump"
 	"github.com/backup-runner/runner/plugins/sdk"
@@ -52,6 +53,10 @@ const (
 	OptUsersAndGrants = "users_and_grants"
 	// OptParallel overrides the number of loading connections.
 	OptParallel = "parallel"
+	// OptBinlog = "false" loads without writing the binary log (SET
+	// sql_log_bin = 0; needs SUPER or BINLOG ADMIN). Faster, but replicas
+	// and point-in-time recovery do not see the restore.
+	OptBinlog = "binlog"
 )
 
 // Plugin returns the mysql plugin.
@@ -222,32 +227,11 @@ func decode(v cty.Value) (*settings, schema.Diagnostics) {
 func (*Source) Validate(_ context.Context, v cty.Value) schema.Diagnostics {
 	s, diags := decode(v)
 	if s.passwordFile != "" && !diags.HasErrors() {
-		if _, err := readSecretFile(s.passwordFile); err != nil {
+		if _, err := secret.ReadFile("password_file", s.passwordFile); err != nil {
 			diags = append(diags, schema.Errorf([]string{"password_file"}, "%v", err))
 		}
 	}
 	return diags
-}
-
-// readSecretFile reads a password file: a file group or others may read
-// is refused; one trailing newline is dropped; the secret is never in an
-// error.
-func readSecretFile(path string) (string, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return "", fmt.Errorf("password_file: %w", err)
-	}
-	if !fi.Mode().IsRegular() {
-		return "", fmt.Errorf("password_file %s is not a regular file", path)
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return "", fmt.Errorf("password_file %s is readable by group or others (mode %04o): chmod 600 it", path, fi.Mode().Perm())
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("password_file: %w", err)
-	}
-	return strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r"), nil
 }
 
 // open decodes an instance's configuration and reads its password.
@@ -257,7 +241,7 @@ func open(v cty.Value) (*settings, error) {
 		return nil, fmt.Errorf("invalid configuration: %s", diags[0].Summary)
 	}
 	if s.passwordFile != "" {
-		pw, err := readSecretFile(s.passwordFile)
+		pw, err := secret.ReadFile("password_file", s.passwordFile)
 		if err != nil {
 			return nil, err
 		}
@@ -344,8 +328,12 @@ func (*Source) Apply(ctx context.Context, req sdk.ApplyRequest, r sdk.ItemReader
 			cfg.UsersAndGrants, err = strconv.ParseBool(v)
 		case k == OptParallel:
 			cfg.Parallel, err = strconv.Atoi(v)
+		case k == OptBinlog:
+			var on bool
+			on, err = strconv.ParseBool(v)
+			cfg.NoBinlog = !on
 		default:
-			return fmt.Errorf("unknown restore option %q for a mysql source (known: database, database.OLD, force, users_and_grants, parallel)", k)
+			return fmt.Errorf("unknown restore option %q for a mysql source (known: database, database.OLD, force, users_and_grants, parallel, binlog)", k)
 		}
 		if err != nil {
 			return fmt.Errorf("restore option %s=%q: %v", k, v, err)
@@ -368,7 +356,7 @@ func (*Source) Apply(ctx context.Context, req sdk.ApplyRequest, r sdk.ItemReader
 		return err
 	}
 	if req.DryRun {
-		return drain(r)
+		return sdk.DrainItems(r)
 	}
 	{
 		sdk.Logger().Info("mysql restore done", "tables", res.Tables, "rows", res.Rows, "checksums_verified", res.Verified, "seconds", time.Since(start).Seconds())
@@ -380,7 +368,7 @@ func (*Source) Apply(ctx context.Context, req sdk.ApplyRequest, r sdk.ItemReader
 // mariadb client in the order of the snapshot (see docs/MYSQL.md).
 func writeFiles(req sdk.ApplyRequest, r sdk.ItemReader) error {
 	if req.DryRun {
-		return drain(r)
+		return sdk.DrainItems(r)
 	}
 	for {
 		it, body, err := r.Next()
@@ -409,25 +397,6 @@ func writeFiles(req sdk.ApplyRequest, r sdk.ItemReader) error {
 		}
 		if err != nil {
 			return err
-		}
-	}
-}
-
-// drain reads the items a dry run does not use, as the host expects every
-// item to be read.
-func drain(r sdk.ItemReader) error {
-	for {
-		_, body, err := r.Next()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if body != nil {
-			if _, err := io.Copy(io.Discard, body); err != nil {
-				return err
-			}
 		}
 	}
 }

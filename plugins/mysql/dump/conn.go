@@ -99,16 +99,16 @@ type session struct {
 	c    *client.Conn
 	o    ConnOptions
 	stop func() bool
+	db   string // the database of the last USE, when tracked
 }
 
-// connect opens a session and sets the session state every dump and load
-// relies on.
-func connect(ctx context.Context, o ConnOptions) (*session, error) {
+// connect opens a session.
+func connect(ctx context.Context, o ConnOptions, opts ...client.Option) (*session, error) {
 	timeout := o.ConnectTimeout
 	if timeout <= 0 {
 		timeout = 10 * time.Second
 	}
-	c, err := client.ConnectWithContext(ctx, o.Addr, o.User, o.Password, "", timeout)
+	c, err := client.ConnectWithContext(ctx, o.Addr, o.User, o.Password, "", timeout, opts...)
 	if err != nil {
 		return nil, connectError(o, err)
 	}
@@ -168,6 +168,11 @@ func (s *session) exec(q string) (*mysql.Result, error) {
 func (s *session) execBytes(b []byte) (*mysql.Result, error) {
 	return s.exec(unsafe.String(unsafe.SliceData(b), len(b)))
 }
+
+// withLocalInfile lets the connection send LOAD DATA LOCAL INFILE data.
+// go-mysql never reads a local file on the server's request: the data is
+// only ever what session.loadBatch hands it.
+func withLocalInfile(c *client.Conn) error { return c.SetCapability(mysql.CLIENT_LOCAL_FILES) }
 
 // queryError names a lost connection as such.
 func (s *session) queryError(err error) error {

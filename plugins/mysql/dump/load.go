@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/go-mysql-org/go-mysql/client"
 )
 
 // LoadConfig is what Load needs.
@@ -34,7 +36,14 @@ type LoadConfig struct {
 	DryRun bool
 	// UsersAndGrants also creates the dumped accounts and grants.
 	UsersAndGrants bool
-	Log            *slog.Logger
+	// InsertOnly executes the dump's INSERT statements as they are, even
+	// where the server allows LOAD DATA LOCAL INFILE (which is faster).
+	InsertOnly bool
+	// NoBinlog loads the rows without writing them to the binary log
+	// (sql_log_bin = 0 on the loading connections). Replicas and
+	// point-in-time recovery then do not see the restored rows.
+	NoBinlog bool
+	Log      *slog.Logger
 }
 
 // LoadResult says what a load did (or, on a dry run, would do).
@@ -109,6 +118,7 @@ type loader struct {
 	server  string
 	items   map[string]itemRef
 	res     LoadResult
+	infile  bool // rows go in by LOAD DATA LOCAL INFILE
 }
 
 func (l *loader) closeAll() {
@@ -144,6 +154,16 @@ func (l *loader) run(next LoadSource) (*LoadResult, error) {
 	if err := l.checkTargets(); err != nil {
 		return nil, err
 	}
+	if !l.cfg.InsertOnly {
+		v, err := l.ctl.one("SELECT @@GLOBAL.local_infile")
+		if err != nil {
+			return nil, err
+		}
+		l.infile = v == "1" || strings.EqualFold(v, "ON")
+		if !l.infile {
+			l.note("the server does not allow LOAD DATA LOCAL INFILE (local_infile is off): rows are loaded with INSERT statements, which is slower")
+		}
+	}
 	if l.cfg.DryRun {
 		for _, tg := range l.order {
 			n := 0
@@ -169,14 +189,28 @@ func (l *loader) run(next LoadSource) (*LoadResult, error) {
 		}
 		tg.created = true
 	}
+	var opts []client.Option
+	if l.infile {
+		opts = append(opts, withLocalInfile)
+	}
 	for range l.cfg.Parallel {
-		s, err := connect(l.ctx, l.cfg.Conn)
+		s, err := connect(l.ctx, l.cfg.Conn, opts...)
 		if err != nil {
 			return nil, err
 		}
 		l.workers = append(l.workers, s)
 		if err := setupSession(s); err != nil {
 			return nil, err
+		}
+		// As the items' headers say: any worker may load any part of a
+		// table, so each starts in the state the headers set.
+		if _, err := s.exec("SET SESSION foreign_key_checks = 0, SESSION unique_checks = 0"); err != nil {
+			return nil, err
+		}
+		if l.cfg.NoBinlog {
+			if _, err := s.exec("SET SESSION sql_log_bin = 0"); err != nil {
+				return nil, fmt.Errorf("restore without the binary log (binlog = false) needs SUPER or BINLOG ADMIN: %w", err)
+			}
 		}
 	}
 	for _, t := range l.cfg.Manifest.Tables {
@@ -271,113 +305,53 @@ func manifestItems(m *Manifest) map[string]itemRef {
 	return refs
 }
 
-// job is one table item being loaded by one worker.
-type job struct {
-	lt    *loadedTable
-	part  int
-	stmts chan []byte
+// task is one piece of work for any worker connection: a script of
+// statements run in order on one connection (an item's header and CREATE
+// TABLE, or INSERT statements), or a batch of rows for LOAD DATA. Tasks of
+// one item may run on several connections at once, so that one large
+// table keeps every connection busy; every task but the one creating the
+// table waits until the table exists.
+type task struct {
+	lt     *loadedTable
+	part   int
+	create bool     // the script creates the table
+	stmts  [][]byte // a script
+	batch  *infileBatch
 }
 
+// scriptBytes bounds the INSERT statements gathered into one task.
+const scriptBytes = 8 << 20
+
+// loadItems reads the items in order and hands their statements and row
+// batches to the workers through one queue. Reading (decompression,
+// splitting, converting) runs ahead of the workers by a bounded number of
+// tasks.
 func (l *loader) loadItems(next LoadSource) error {
-	idle := make(chan *session, len(l.workers))
-	for _, w := range l.workers {
-		idle <- w
-	}
+	queue := make(chan *task, 2*len(l.workers))
 	var wg sync.WaitGroup
-	defer wg.Wait()
-	for {
-		if err := context.Cause(l.ctx); err != nil {
-			return err
-		}
-		it, r, err := next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			l.cancel(err)
-			return err
-		}
-		// Items are identified by name through the manifest: the
-		// repository keeps item names, not item meta.
-		ref, ok := l.items[it.Name]
-		if !ok {
-			err := fmt.Errorf("item %q is not part of the snapshot's mysql manifest", it.Name)
-			l.cancel(err)
-			return err
-		}
-		it.Meta = map[string]string{MetaKind: ref.kind, MetaDatabase: ref.db, MetaTable: ref.table, MetaPart: strconv.Itoa(ref.part)}
-		switch it.Meta[MetaKind] {
-		case KindObjects:
-			tg := l.targets[it.Meta[MetaDatabase]]
-			if tg == nil {
-				return fmt.Errorf("item %q belongs to database %s, which the snapshot's manifest does not list", it.Name, quoteIdent(it.Meta[MetaDatabase]))
-			}
-			if tg.objects, err = io.ReadAll(r); err != nil {
-				return err
-			}
-			continue
-		case KindUsers:
-			if l.users, err = io.ReadAll(r); err != nil {
-				return err
-			}
-			continue
-		case KindTable:
-		default:
-			return fmt.Errorf("item %q has unknown kind %q", it.Name, it.Meta[MetaKind])
-		}
-		lt := l.tables[it.Meta[MetaDatabase]+"\x00"+it.Meta[MetaTable]]
-		if lt == nil {
-			return fmt.Errorf("item %q: table %s.%s is not in the snapshot's manifest", it.Name, quoteIdent(it.Meta[MetaDatabase]), quoteIdent(it.Meta[MetaTable]))
-		}
-		part, _ := strconv.Atoi(it.Meta[MetaPart])
-		if part < 1 {
-			return fmt.Errorf("item %q: bad part %q", it.Name, it.Meta[MetaPart])
-		}
-		if part > 1 && !lt.arrived[1] {
-			return fmt.Errorf("item %q: part %d of %s.%s came before its first part", it.Name, part, quoteIdent(lt.t.Database), quoteIdent(lt.t.Name))
-		}
-		lt.arrived[part] = true
-		var w *session
-		select {
-		case w = <-idle:
-		case <-l.ctx.Done():
-			return context.Cause(l.ctx)
-		}
-		j := &job{lt: lt, part: part, stmts: make(chan []byte, 16)}
+	for _, w := range l.workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := l.runJob(w, j)
-			if err != nil {
-				l.cancel(fmt.Errorf("restore %s.%s into %s: %w", quoteIdent(lt.t.Database), quoteIdent(lt.t.Name), quoteIdent(lt.tgt.name), err))
-				for range j.stmts {
+			for t := range queue {
+				if context.Cause(l.ctx) == nil {
+					if err := l.runTask(w, t); err != nil {
+						l.cancel(fmt.Errorf("restore %s.%s into %s: %w", quoteIdent(t.lt.t.Database), quoteIdent(t.lt.t.Name), quoteIdent(t.lt.tgt.name), err))
+					}
+				}
+				if t.batch != nil {
+					t.batch.release()
 				}
 			}
-			idle <- w
 		}()
-		sp := NewSplitter(r)
-		sp.OneLineInserts = true
-		for {
-			stmt, err := sp.Next()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				close(j.stmts)
-				err = fmt.Errorf("read item %q: %w", it.Name, err)
-				l.cancel(err)
-				return err
-			}
-			select {
-			case j.stmts <- bytes.Clone(stmt):
-			case <-l.ctx.Done():
-				close(j.stmts)
-				return context.Cause(l.ctx)
-			}
-		}
-		close(j.stmts)
 	}
+	err := l.readItems(next, queue)
+	close(queue)
 	wg.Wait()
+	if err != nil {
+		l.cancel(err)
+		return err
+	}
 	if err := context.Cause(l.ctx); err != nil {
 		return err
 	}
@@ -390,35 +364,259 @@ func (l *loader) loadItems(next LoadSource) error {
 	return nil
 }
 
-func (l *loader) runJob(w *session, j *job) error {
-	lt := j.lt
-	if _, err := w.exec("USE " + quoteIdent(lt.tgt.staging)); err != nil {
-		return err
+func (l *loader) readItems(next LoadSource, queue chan<- *task) error {
+	for {
+		if err := context.Cause(l.ctx); err != nil {
+			return err
+		}
+		it, r, err := next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		// Items are identified by name through the manifest: the
+		// repository keeps item names, not item meta.
+		ref, ok := l.items[it.Name]
+		if !ok {
+			return fmt.Errorf("item %q is not part of the snapshot's mysql manifest", it.Name)
+		}
+		switch ref.kind {
+		case KindObjects:
+			tg := l.targets[ref.db]
+			if tg == nil {
+				return fmt.Errorf("item %q belongs to database %s, which the snapshot's manifest does not list", it.Name, quoteIdent(ref.db))
+			}
+			if tg.objects, err = io.ReadAll(r); err != nil {
+				return err
+			}
+			continue
+		case KindUsers:
+			if l.users, err = io.ReadAll(r); err != nil {
+				return err
+			}
+			continue
+		case KindTable:
+		default:
+			return fmt.Errorf("item %q has unknown kind %q", it.Name, ref.kind)
+		}
+		lt := l.tables[ref.db+"\x00"+ref.table]
+		if lt == nil {
+			return fmt.Errorf("item %q: table %s.%s is not in the snapshot's manifest", it.Name, quoteIdent(ref.db), quoteIdent(ref.table))
+		}
+		if ref.part < 1 {
+			return fmt.Errorf("item %q: bad part %d", it.Name, ref.part)
+		}
+		if ref.part > 1 && !lt.arrived[1] {
+			return fmt.Errorf("item %q: part %d of %s.%s came before its first part", it.Name, ref.part, quoteIdent(lt.t.Database), quoteIdent(lt.t.Name))
+		}
+		lt.arrived[ref.part] = true
+		if err := l.feed(lt, ref.part, r, queue); err != nil {
+			return fmt.Errorf("read item %q: %w", it.Name, err)
+		}
 	}
-	if j.part > 1 {
+}
+
+// feed splits one table item into tasks. Statements before the first
+// INSERT (the header, and in part 1 the CREATE TABLE) form the first task;
+// with LOAD DATA the rows of the INSERT statements are converted into
+// batches, otherwise consecutive INSERTs are gathered into scripts that
+// start with the header's last SET NAMES.
+func (l *loader) feed(lt *loadedTable, part int, r io.Reader, queue chan<- *task) error {
+	send := func(t *task) error {
+		select {
+		case queue <- t:
+			return nil
+		case <-l.ctx.Done():
+			if t.batch != nil {
+				t.batch.release()
+			}
+			return context.Cause(l.ctx)
+		}
+	}
+	head := &task{lt: lt, part: part}
+	var (
+		cur     *infileBatch
+		script  *task
+		size    int
+		names   []byte // the last SET NAMES of the header
+		created = part != 1
+	)
+	flush := func() error {
+		if head != nil {
+			t := head
+			head = nil
+			if part == 1 && !t.create {
+				return errors.New("the first part of a table holds no CREATE TABLE")
+			}
+			if err := send(t); err != nil {
+				return err
+			}
+		}
+		if cur != nil {
+			b := cur
+			cur = nil
+			if len(b.buf) == 0 {
+				b.release()
+			} else if err := send(&task{lt: lt, part: part, batch: b}); err != nil {
+				return err
+			}
+		}
+		if script != nil {
+			t := script
+			script, size = nil, 0
+			if err := send(t); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	defer func() {
+		if cur != nil {
+			cur.release()
+		}
+	}()
+	sp := NewSplitter(r)
+	sp.OneLineInserts = true
+	for {
+		stmt, err := sp.Next()
+		if err == io.EOF {
+			return flush()
+		}
+		if err != nil {
+			return err
+		}
+		if !bytes.HasPrefix(stmt, []byte("INSERT INTO ")) {
+			if head == nil {
+				return fmt.Errorf("unexpected statement after the rows: %s", firstLine(stmt))
+			}
+			if bytes.HasPrefix(stmt, []byte("CREATE TABLE ")) {
+				if created {
+					return errors.New("a second CREATE TABLE")
+				}
+				created, head.create = true, true
+			}
+			if bytes.HasPrefix(stmt, []byte("SET NAMES ")) {
+				names = bytes.Clone(stmt)
+			}
+			head.stmts = append(head.stmts, bytes.Clone(stmt))
+			continue
+		}
+		if head != nil {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		if l.infile {
+			if table, cols, values, ok := parseInsert(stmt); ok {
+				if cur != nil && !cur.same(table, cols) {
+					if err := flush(); err != nil {
+						return err
+					}
+				}
+				if cur == nil {
+					cur = newBatch(table, cols)
+				}
+				mark := len(cur.buf)
+				intro := slices.Clone(cur.intro)
+				buf, n, ok := appendInfileRows(cur.buf, values, len(cols), cur.intro)
+				cur.buf = buf
+				if ok {
+					cur.rows += n
+					if len(cur.buf) >= infileBatchBytes {
+						if err := flush(); err != nil {
+							return err
+						}
+					}
+					continue
+				}
+				// Not Dump's form after all: the statement goes as it is.
+				cur.buf, cur.intro = cur.buf[:mark], intro
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+		if script == nil {
+			script = &task{lt: lt, part: part}
+			if names != nil {
+				script.stmts = append(script.stmts, names)
+			}
+		}
+		script.stmts = append(script.stmts, bytes.Clone(stmt))
+		size += len(stmt)
+		if size >= scriptBytes {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// runTask runs one task on w, in the staging database.
+func (l *loader) runTask(w *session, t *task) error {
+	lt := t.lt
+	if t.create {
+		defer lt.once.Do(func() { close(lt.create) })
+	} else {
 		select {
 		case <-lt.create:
 		case <-l.ctx.Done():
 			return context.Cause(l.ctx)
 		}
-	} else {
-		defer lt.once.Do(func() { close(lt.create) })
+	}
+	if w.db != lt.tgt.staging {
+		if _, err := w.exec("USE " + quoteIdent(lt.tgt.staging)); err != nil {
+			return err
+		}
+		w.db = lt.tgt.staging
 	}
 	var rows int64
-	for stmt := range j.stmts {
+	if b := t.batch; b != nil {
+		r, err := w.loadBatch(b)
+		if err == nil && r.Warnings > 0 {
+			err = loadWarnings(w, r.Warnings)
+		}
+		if err == nil && int64(r.AffectedRows) != b.rows {
+			err = fmt.Errorf("LOAD DATA stored %d of %d rows", r.AffectedRows, b.rows)
+		}
+		if err != nil {
+			return err
+		}
+		rows = int64(r.AffectedRows)
+	}
+	for _, stmt := range t.stmts {
 		r, err := w.execBytes(stmt)
 		if err != nil {
 			return err
 		}
-		if len(stmt) > 6 && string(stmt[:6]) == "INSERT" {
+		if bytes.HasPrefix(stmt, []byte("INSERT")) {
 			rows += int64(r.AffectedRows)
-		} else if j.part == 1 && len(stmt) > 12 && string(stmt[:12]) == "CREATE TABLE" {
+		} else if bytes.HasPrefix(stmt, []byte("CREATE TABLE")) {
 			lt.once.Do(func() { close(lt.create) })
 		}
 		r.Close()
 	}
 	l.countRows(lt, rows)
 	return nil
+}
+
+// loadWarnings turns the warnings of a LOAD DATA into an error: LOAD DATA
+// LOCAL skips rows and adjusts values with only a warning where an INSERT
+// of the same rows would have failed or been exact.
+func loadWarnings(w *session, n uint16) error {
+	rows, err := w.rows("SHOW WARNINGS LIMIT 3")
+	if err != nil {
+		return fmt.Errorf("LOAD DATA gave %d warnings", n)
+	}
+	var msgs []string
+	for _, r := range rows {
+		if len(r) >= 3 {
+			msgs = append(msgs, r[2])
+		}
+	}
+	return fmt.Errorf("LOAD DATA gave %d warnings: %s", n, strings.Join(msgs, "; "))
 }
 
 var rowsMu sync.Mutex
