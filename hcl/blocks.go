@@ -265,6 +265,28 @@ func (e *evaluator) evalJob(n *node) {
 				}
 			}
 		}
+		// Per-job settings override the policy's for this job (a site's
+		// own quota, read from its directory): the job gets its own copy.
+		if a["max_size"] != nil || a["full_every"] != nil {
+			if j.Policy == nil {
+				r := a["max_size"]
+				if r == nil {
+					r = a["full_every"]
+				}
+				e.errorf(r.Expr.Range().Ptr(), "Missing policy", "job %s: %s overrides a setting of the job's policy, so the job needs a policy.", j.Name, r.Name)
+			} else {
+				p := *j.Policy
+				if at := a["max_size"]; at != nil {
+					e.evalMaxSize(at, ctx, &p)
+				}
+				if at := a["full_every"]; at != nil {
+					if d, ok := e.evalDuration(at, ctx); ok {
+						p.FullEvery = d
+					}
+				}
+				j.Policy = &p
+			}
+		}
 		if at := a["role"]; at != nil {
 			if s, ok := e.evalString(at, ctx); ok {
 				switch Role(s) {

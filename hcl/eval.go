@@ -118,6 +118,7 @@ var policySchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 var jobSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 	{Name: "for_each"}, {Name: "source", Required: true}, {Name: "target", Required: true},
 	{Name: "policy"}, {Name: "role"}, {Name: "hooks"}, {Name: "notify"}, {Name: "enabled"}, {Name: "timeout"},
+	{Name: "max_size"}, {Name: "full_every"},
 }}
 
 var kindOf = map[string]schema.Kind{

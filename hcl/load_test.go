@@ -91,6 +91,9 @@ func TestFullConfigEvaluates(t *testing.T) {
 	if p == nil || p.Name != "sites" || p.ScheduleText != "daily 03:00" || p.KeepDaily != 14 || p.MaxSize != 1000_000_000 || p.MaxForgetsPerRun != 1 {
 		t.Fatalf("policy = %+v", p)
 	}
+	if sp := shop.Policy; sp == nil || sp.MaxSize != 500_000_000 || sp.KeepDaily != 14 || sp.Name != "sites" {
+		t.Errorf("shop's policy with its own max_size = %+v", sp)
+	}
 	if p.CatchUp.String() != "3d" || p.FullEvery.String() != "1M" || len(p.Quiet) != 1 {
 		t.Errorf("policy durations: catch_up %v full_every %v quiet %v", p.CatchUp, p.FullEvery, p.Quiet)
 	}

@@ -45,6 +45,7 @@ job "site" {
   source   = each.value
   target   = target.nas.home
   policy   = policy.sites
+  max_size = each.key == "shop" ? "500MB" : "1000MB"
   role     = fileexists("${each.value.root}/${local.primary_marker}") ? "primary" : "replica"
   hooks    = [hook.exec.notify]
   notify   = [notify.email.admin]
