@@ -367,3 +367,58 @@ job "site" {
 		}
 	}
 }
+
+// The WordPress example configuration is valid and reads the old script's
+// per-site files: the marker gives the role, max_NAS_space the quota,
+// full_backup_freq the full-backup interval.
+func TestWordPressExampleConfiguration(t *testing.T) {
+	vhosts := t.TempDir()
+	for site, files := range map[string]map[string]string{
+		"blog": {"SITE/wp-config.php": "<?php\n", "SITE/wp-includes/version.php": "<?php $wp_version = '6.1';\n",
+			"PRIMARY_IS_web-a": "", "max_NAS_space": "1500\n", "full_backup_freq": "1W\n"},
+		"shop":   {"SITE/wp-config.php": "<?php\n", "SITE/wp-includes/version.php": "<?php\n", "PRIMARY_IS_web-b": ""},
+		"static": {"htdocs/index.html": "hi"},
+	} {
+		for name, content := range files {
+			p := filepath.Join(vhosts, site, name)
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	dir := filepath.Join(repoRoot, "examples", "wordpress-nas")
+	env := []string{"RUNNER_HOSTNAME=web-a"}
+	r := runner(t, env, "-C", dir, "-var", "vhosts="+vhosts, "validate")
+	if r.code != 0 {
+		t.Fatalf("validate: %s", r)
+	}
+	mustContain(t, r, "is valid", "2 jobs")
+	// status reads only runner's state: point it at an empty state_dir by
+	// way of a copy of the example with its runner block changed.
+	cfg, err := os.ReadFile(filepath.Join(dir, "main.hcl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Replace(string(cfg), `state_dir        = "/var/lib/runner"`, fmt.Sprintf("state_dir = %q", t.TempDir()), 1)
+	text = strings.Replace(text, `log_file         = "/var/log/runner/runner.log"`, "", 1)
+	copyDir := writeConfig(t, map[string]string{"main.hcl": text})
+	r = runner(t, env, "-C", copyDir, "-var", "vhosts="+vhosts, "-json", "status")
+	var st []struct {
+		Job   string
+		Role  string
+		Quota int64 `json:"quota_bytes"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil || len(st) != 2 {
+		t.Fatalf("status: %v\n%s", err, r)
+	}
+	got := map[string]string{}
+	for _, s := range st {
+		got[s.Job] = fmt.Sprintf("%s %d", s.Role, s.Quota)
+	}
+	if got[`site["blog"]`] != "primary 1500000000" || got[`site["shop"]`] != "replica 1000000000" {
+		t.Fatalf("roles and quotas from the old files: %v", got)
+	}
+}
