@@ -263,7 +263,11 @@ func TestWordPressPrimaryReplicaAndRecovery(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("recovery to 40 days ago: %s", r)
 	}
-	mustContain(t, r, "into place", "Safety snapshot")
+	// What will change is said before, what changed after.
+	mustContain(t, r, "into place", "would restore files of", "files added", "would restore database blog", "Safety snapshot", "restored database blog")
+	if strings.Index(r.stdout, "would restore database blog") > strings.Index(r.stdout, "Safety snapshot") {
+		t.Errorf("the changes were not shown before the restore:\n%s", r.stdout)
+	}
 	if got := a.site.Post(t, 1); got != "post of day 7" {
 		t.Fatalf("after --at 40d post 1 is %q", got)
 	}

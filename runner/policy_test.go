@@ -352,7 +352,7 @@ job "j" {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = f.eng.RestoreThroughSource(ctx, jr.Repo, f.eng.Config.Jobs[0], sn, runner.SourceRestoreOptions{Options: map[string]string{"force": "true"}})
+	_, err = f.eng.RestoreThroughSource(ctx, jr.Repo, f.eng.Config.Jobs[0], sn, runner.SourceRestoreOptions{Options: map[string]string{"force": "true"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -217,7 +217,9 @@ func (e *Engine) replicate(ctx context.Context, j *config.Job, opts ApplyOptions
 	}
 	if opts.DryRun {
 		res.Notes = append(res.Notes, fmt.Sprintf("would apply snapshot %s of %s (from %s)", target.ID.Short(), target.Time.Format(time.RFC3339), target.Host))
-		return e.RestoreThroughSource(ctx, r, j, target, SourceRestoreOptions{Options: map[string]string{"force": "true"}, DryRun: true})
+		notes, err := e.RestoreThroughSource(ctx, r, j, target, SourceRestoreOptions{Options: map[string]string{"force": "true"}, DryRun: true})
+		res.Notes = append(res.Notes, notes...)
+		return err
 	}
 
 	// What the last apply left, recorded by this host.
@@ -250,7 +252,9 @@ func (e *Engine) replicate(ctx context.Context, j *config.Job, opts ApplyOptions
 		res.Notes = append(res.Notes, fmt.Sprintf("first apply on this replica; what was here is kept in safety snapshot %s", now.ID.Short()))
 	}
 
-	if err := e.RestoreThroughSource(ctx, r, j, target, SourceRestoreOptions{Options: map[string]string{"force": "true"}}); err != nil {
+	notes, err := e.RestoreThroughSource(ctx, r, j, target, SourceRestoreOptions{Options: map[string]string{"force": "true"}})
+	res.Notes = append(res.Notes, notes...)
+	if err != nil {
 		return fmt.Errorf("apply snapshot %s: %w (the state from before is in safety snapshot %s)", target.ID.Short(), err, now.ID.Short())
 	}
 	var after JobResult

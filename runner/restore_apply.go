@@ -37,15 +37,17 @@ type SourceRestoreOptions struct {
 // verified by the host first into a staging directory under
 // state_dir/restore, whose path the plugin gets as the item's root (it
 // moves the files into place). The staging directory is removed after.
-func (e *Engine) RestoreThroughSource(ctx context.Context, r *repo.Repository, j *config.Job, sn *repo.Snapshot, o SourceRestoreOptions) error {
+func (e *Engine) RestoreThroughSource(ctx context.Context, r *repo.Repository, j *config.Job, sn *repo.Snapshot, o SourceRestoreOptions) (notes []string, err error) {
 	if o.Destination != "" && !filepath.IsAbs(o.Destination) {
-		return fmt.Errorf("restore destination %q is not an absolute path", o.Destination)
+		return nil, fmt.Errorf("restore destination %q is not an absolute path", o.Destination)
 	}
+	var mu sync.Mutex
+	note := func(n string) { mu.Lock(); notes = append(notes, n); mu.Unlock() }
 	plugins := &jobPlugins{launcher: e.Plugins}
 	defer plugins.close()
 	src, err := plugins.get(ctx, schema.KindSource, j.Source.Block.TypeName)
 	if err != nil {
-		return fmt.Errorf("%s: %w", j.Source.Address, err)
+		return nil, fmt.Errorf("%s: %w", j.Source.Address, err)
 	}
 	rd := &snapshotItems{ctx: ctx, r: r, items: sn.Items, e: e}
 	defer rd.close()
@@ -55,17 +57,18 @@ func (e *Engine) RestoreThroughSource(ctx context.Context, r *repo.Repository, j
 		Destination:  o.Destination,
 		Options:      o.Options,
 		DryRun:       o.DryRun,
+		Notes:        note,
 	}, rd)
 	if err != nil {
 		if rerr := rd.err(); rerr != nil {
-			return fmt.Errorf("restore through %s: %w (reading the snapshot: %v)", j.Source.Address, err, rerr)
+			return notes, fmt.Errorf("restore through %s: %w (reading the snapshot: %v)", j.Source.Address, err, rerr)
 		}
 		if strings.Contains(err.Error(), "cannot apply snapshots") {
-			return fmt.Errorf("the %s source cannot restore in place; give --to DIR: %w", j.Source.Block.TypeName, err)
+			return notes, fmt.Errorf("the %s source cannot restore in place; give --to DIR: %w", j.Source.Block.TypeName, err)
 		}
-		return fmt.Errorf("restore through %s: %w", j.Source.Address, err)
+		return notes, fmt.Errorf("restore through %s: %w", j.Source.Address, err)
 	}
-	return rd.err()
+	return notes, rd.err()
 }
 
 // snapshotItems is the host-side ItemReader of a restore: each stream item

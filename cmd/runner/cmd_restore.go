@@ -148,7 +148,22 @@ func runRestore(ctx context.Context, g *globals, o restoreOptions, args []string
 	if err == nil && inPlace && !o.dryRun {
 		fmt.Fprintf(g.stdout, "Restoring snapshot %s of %s (%s, %s) into place: this replaces the live data of %s.\n",
 			sn.ID.Short(), j.Name, sn.Time.Format(time.RFC3339), describeItems(sn), j.Source.Address)
-		err = confirmInPlace(g, j, o.force)
+		// Say what will change before changing it: the source compares
+		// the snapshot with the live data in a dry run.
+		// The dry run asks what replacing would change; whether to replace
+		// is decided below (--force, the confirmation).
+		dryOpts := map[string]string{"force": "true"}
+		for k, v := range srcOpts {
+			dryOpts[k] = v
+		}
+		var notes []string
+		notes, err = eng.RestoreThroughSource(ctx, jr.Repo, j, sn, runner.SourceRestoreOptions{Options: dryOpts, DryRun: true})
+		if err == nil {
+			for _, n := range notes {
+				fmt.Fprintf(g.stdout, "  %s\n", n)
+			}
+			err = confirmInPlace(g, j, o.force)
+		}
 		if err == nil && !o.noSafety {
 			var sres *runner.JobResult
 			if sres, err = eng.SafetySnapshot(ctx, j); err == nil {
@@ -158,9 +173,10 @@ func runRestore(ctx context.Context, g *globals, o restoreOptions, args []string
 			}
 		}
 	}
+	var notes []string
 	if err == nil {
 		if throughSource {
-			err = eng.RestoreThroughSource(ctx, jr.Repo, j, sn, runner.SourceRestoreOptions{Options: srcOpts, Destination: o.to, DryRun: o.dryRun})
+			notes, err = eng.RestoreThroughSource(ctx, jr.Repo, j, sn, runner.SourceRestoreOptions{Options: srcOpts, Destination: o.to, DryRun: o.dryRun})
 		} else {
 			res, err = eng.RestoreSnapshot(ctx, jr.Repo, sn, runner.RestoreOptions{To: o.to, Include: o.include})
 		}
@@ -198,7 +214,10 @@ func runRestore(ctx context.Context, g *globals, o restoreOptions, args []string
 		}
 		if g.json {
 			return json.NewEncoder(g.stdout).Encode(map[string]any{"snapshot": sn.ID.String(), "time": sn.Time, "source": j.Source.Address,
-				"options": srcOpts, "dry_run": o.dryRun, "safety_snapshot": safety, "to": o.to})
+				"options": srcOpts, "dry_run": o.dryRun, "safety_snapshot": safety, "to": o.to, "notes": notes})
+		}
+		for _, n := range notes {
+			fmt.Fprintf(g.stdout, "  %s\n", n)
 		}
 		_, err = fmt.Fprintf(g.stdout, "%s snapshot %s of %s (%s) %s.\n", verb, sn.ID.Short(), j.Name, sn.Time.Format(time.RFC3339), where)
 		return err

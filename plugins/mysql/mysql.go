@@ -355,12 +355,20 @@ func (*Source) Apply(ctx context.Context, req sdk.ApplyRequest, r sdk.ItemReader
 	if err != nil {
 		return err
 	}
+	var dbs []string
+	for _, d := range m.Databases {
+		name := d.Name
+		if t := cfg.Target[name]; t != "" {
+			name = t
+		}
+		dbs = append(dbs, name)
+	}
 	if req.DryRun {
+		req.Note("would restore %d tables into %s (staging database, verified, then swapped in)", len(m.Tables), strings.Join(dbs, ", "))
 		return sdk.DrainItems(r)
 	}
-	{
-		sdk.Logger().Info("mysql restore done", "tables", res.Tables, "rows", res.Rows, "checksums_verified", res.Verified, "seconds", time.Since(start).Seconds())
-	}
+	sdk.Logger().Info("mysql restore done", "tables", res.Tables, "rows", res.Rows, "checksums_verified", res.Verified, "seconds", time.Since(start).Seconds())
+	req.Note("restored %d tables (%d rows) into %s, checksums verified: %v", res.Tables, res.Rows, strings.Join(dbs, ", "), res.Verified)
 	return nil
 }
 

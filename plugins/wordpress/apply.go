@@ -198,6 +198,7 @@ func (*Source) Apply(ctx context.Context, req sdk.ApplyRequest, r sdk.ItemReader
 		return s.errorf("%v", err)
 	}
 	log.Info(dryRunPrefix(req.DryRun)+"files of "+filesDst+": "+mi.summary(), "dry_run", req.DryRun)
+	req.Note("%sfiles of %s: %s", dryRunPrefix(req.DryRun), filesDst, mi.summary())
 	names := make([]string, 0, len(archives))
 	for name := range archives {
 		names = append(names, name)
@@ -208,7 +209,9 @@ func (*Source) Apply(ctx context.Context, req sdk.ApplyRequest, r sdk.ItemReader
 		if err != nil {
 			return s.errorf("%s: %v", name, err)
 		}
-		log.Info(fmt.Sprintf("%s%s under %s: %d entries to write, %d unchanged", dryRunPrefix(req.DryRun), name, archiveBase[name], cnt.written, cnt.unchanged), "dry_run", req.DryRun)
+		line := fmt.Sprintf("%s%s under %s: %d entries to write, %d unchanged", dryRunPrefix(req.DryRun), name, archiveBase[name], cnt.written, cnt.unchanged)
+		log.Info(line, "dry_run", req.DryRun)
+		req.Note("%s", line)
 	}
 	if !req.DryRun {
 		if err := mi.prepare(); err != nil {
@@ -270,11 +273,13 @@ func (*Source) Apply(ctx context.Context, req sdk.ApplyRequest, r sdk.ItemReader
 			if err := sdk.DrainItems(r); err != nil {
 				return s.errorf("%v", err)
 			}
+			req.Note("would restore database %s: %d tables (loaded into a staging database, verified, then swapped in)", targetDB, len(manifest.Tables))
 		} else {
 			log.Info("database restored", "database", targetDB, "tables", res.Tables, "rows", res.Rows, "checksums_verified", res.Verified)
+			req.Note("restored database %s: %d tables, %d rows, checksums verified: %v", targetDB, res.Tables, res.Rows, res.Verified)
 		}
 		if inPlace {
-			if err := s.dropStale(ctx, targetDB, manifest, req.DryRun, log); err != nil {
+			if err := s.dropStale(ctx, targetDB, manifest, req, log); err != nil {
 				return err
 			}
 		}
@@ -312,9 +317,10 @@ func dryRunPrefix(dry bool) string {
 // dropStale drops the site's base tables in db that the snapshot does
 // not have (tables a plugin created after the snapshot), choosing the
 // site's tables by the capture's rule (scope).
-func (s *site) dropStale(ctx context.Context, db string, m *dump.Manifest, dryRun bool, log interface {
+func (s *site) dropStale(ctx context.Context, db string, m *dump.Manifest, req sdk.ApplyRequest, log interface {
 	Info(string, ...any)
 }) error {
+	dryRun := req.DryRun
 	c, err := connectDB(ctx, s.conn)
 	if err != nil {
 		return s.errorf("database %s: %v", db, err)
@@ -345,12 +351,14 @@ func (s *site) dropStale(ctx context.Context, db string, m *dump.Manifest, dryRu
 	for _, t := range stale {
 		if dryRun {
 			log.Info("would drop a table the snapshot does not have", "database", db, "table", t)
+			req.Note("would drop table %s.%s, which the snapshot does not have", db, t)
 			continue
 		}
 		if _, err := c.c.Execute("DROP TABLE " + quoteIdent(db) + "." + quoteIdent(t)); err != nil {
 			return s.errorf("drop table %s.%s, which the snapshot does not have: %v", db, t, err)
 		}
 		log.Info("dropped a table the snapshot does not have", "database", db, "table", t)
+		req.Note("dropped table %s.%s, which the snapshot does not have", db, t)
 	}
 	return nil
 }

@@ -262,8 +262,12 @@ func (s *SourceClient) Apply(ctx context.Context, req pluginapi.ApplyRequest, r 
 			return fmt.Errorf("apply %s: read item %q: %w", req.Instance.Address, item.Name, readErr)
 		}
 	}
-	if _, err := stream.CloseAndRecv(); err != nil {
+	resp, err := stream.CloseAndRecv()
+	if err != nil {
 		return s.c.fail(ctx, op, err)
+	}
+	for _, n := range resp.GetNotes() {
+		req.Note("%s", n)
 	}
 	return nil
 }

@@ -285,6 +285,11 @@ func (ss *sourceServer) Apply(stream proto.Source_ApplyServer) error {
 		DryRun:       begin.GetDryRun(),
 		Options:      begin.GetOptions(),
 	}
+	var (
+		notesMu sync.Mutex
+		notes   []string
+	)
+	req.Notes = func(n string) { notesMu.Lock(); notes = append(notes, n); notesMu.Unlock() }
 	r := &applyReader{stream: stream}
 	err = ss.s.call("Apply", inst.Address, func() error {
 		return applier.Apply(stream.Context(), req, r)
@@ -297,7 +302,9 @@ func (ss *sourceServer) Apply(stream proto.Source_ApplyServer) error {
 	if err != nil {
 		return toStatus(stream.Context(), err)
 	}
-	return stream.SendAndClose(&proto.ApplyResponse{})
+	notesMu.Lock()
+	defer notesMu.Unlock()
+	return stream.SendAndClose(&proto.ApplyResponse{Notes: notes})
 }
 
 // applyReader is the plugin-side ItemReader over the Apply stream.

@@ -170,6 +170,7 @@ func (s *demoSource) Apply(_ context.Context, req sdk.ApplyRequest, r sdk.ItemRe
 		s.st.mu.Lock()
 		s.st.applied = append(s.st.applied, fmt.Sprintf("%s:%s:%s:%s", req.Destination, item.Name, item.Kind, data))
 		s.st.mu.Unlock()
+		req.Note("applied %s (%d bytes)", item.Name, len(data))
 	}
 }
 

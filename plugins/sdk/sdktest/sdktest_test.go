@@ -381,13 +381,19 @@ func TestApply(t *testing.T) {
 		},
 		data: []string{"", big},
 	}
-	req := sdk.ApplyRequest{Instance: sdk.Instance{Address: "source.demo.db", Config: demoConfig("/srv", 0, false, cty.NilVal)}, Destination: "/tmp/restore"}
+	var notes []string
+	req := sdk.ApplyRequest{Instance: sdk.Instance{Address: "source.demo.db", Config: demoConfig("/srv", 0, false, cty.NilVal)}, Destination: "/tmp/restore",
+		Notes: func(n string) { notes = append(notes, n) }}
 	if err := src.Apply(ctx, req, r); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{"/tmp/restore:files:tree:", "/tmp/restore:dump:stream:" + big}
 	if !reflect.DeepEqual(st.applied, want) {
 		t.Fatalf("applied %d items: %.80q", len(st.applied), st.applied)
+	}
+	// What the plugin reports crosses back to the host.
+	if want := []string{"applied files (0 bytes)", "applied dump (1000000 bytes)"}; !reflect.DeepEqual(notes, want) {
+		t.Fatalf("notes %q, want %q", notes, want)
 	}
 
 	st.applied = nil

@@ -9,6 +9,7 @@ package pluginapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"time"
 
@@ -155,6 +156,17 @@ type ApplyRequest struct {
 	// --option KEY=VALUE and the flags that map onto it, such as
 	// --to-database NAME as "database").
 	Options map[string]string
+	// Notes receives what the apply changed (or, in a dry run, would
+	// change), one line each, for the operator; set by the host. Call it
+	// through Note, which is safe when it is nil.
+	Notes func(string)
+}
+
+// Note reports one line of what the apply changes (or would change).
+func (r ApplyRequest) Note(format string, args ...any) {
+	if r.Notes != nil {
+		r.Notes(fmt.Sprintf(format, args...))
+	}
 }
 
 // ItemReader yields the items of a snapshot being applied. Next returns
