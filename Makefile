@@ -21,7 +21,7 @@ DEBIAN_PACKAGES := mariadb-server mariadb-client protobuf-compiler php-cli php-m
 # with the race detector.
 RACE_PKGS := ./plugins/... ./runner/... ./internal/...
 
-.PHONY: bench-mysql all build deps test test-unit test-e2e lint proto bench demo fuzz clean
+.PHONY: bench-mysql demo-files all build deps test test-unit test-e2e lint proto bench demo fuzz clean
 
 all: build
 
@@ -80,18 +80,24 @@ bench:
 bench-mysql:
 	bench/mysql/run
 
-# The README's first command: the bundled example end to end. It keeps its
-# repository in /tmp/runner-demo (rm -rf it to start over).
-DEMO := bin/runner -C examples/demo
+# The README's first command: a real WordPress site on a private MariaDB,
+# backed up, damaged, and recovered (examples/wordpress-demo). It starts
+# afresh in /tmp/runner-demo each time.
 demo: build
-	$(DEMO) validate
-	test -f /tmp/runner-demo/nas/config || $(DEMO) init target.nas.local
-	$(DEMO) plan
-	$(DEMO) apply
-	$(DEMO) snapshots 'settings["/etc/apt"]'
-	rm -rf /tmp/runner-demo/restore
-	$(DEMO) restore 'settings["/etc/apt"]' --to /tmp/runner-demo/restore
-	diff -r /etc/apt /tmp/runner-demo/restore/apt && echo "demo: the restored /etc/apt is identical to the original"
+	$(GO) run ./examples/wordpress-demo
+
+# The files example: Debian's documentation and two /etc directories backed
+# up to /tmp/runner-files-demo, one restored and compared with the original.
+FILES_DEMO := bin/runner -C examples/demo
+demo-files: build
+	$(FILES_DEMO) validate
+	test -f /tmp/runner-files-demo/nas/config || $(FILES_DEMO) init target.nas.local
+	$(FILES_DEMO) plan
+	$(FILES_DEMO) apply
+	$(FILES_DEMO) snapshots 'settings["/etc/apt"]'
+	rm -rf /tmp/runner-files-demo/restore
+	$(FILES_DEMO) restore 'settings["/etc/apt"]' --to /tmp/runner-files-demo/restore
+	diff -r /etc/apt /tmp/runner-files-demo/restore/apt && echo "demo: the restored /etc/apt is identical to the original"
 
 clean:
 	rm -rf bin

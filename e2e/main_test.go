@@ -44,6 +44,7 @@ func run(m *testing.M) int {
 		{runnerBin, "./cmd/runner"},
 		{filepath.Join(binDir, "runner-plugin-crash"), "./e2e/testdata/crashplugin"},
 		{filepath.Join(binDir, "runner-plugin-slow"), "./e2e/testdata/slowplugin"},
+		{filepath.Join(binDir, "wordpress-demo"), "./examples/wordpress-demo"},
 	}
 	for _, b := range builds {
 		cmd := exec.Command("go", "build", "-o", b[0], b[1])

@@ -86,7 +86,7 @@ job "db" {
 	var safety string
 	for _, line := range strings.Split(r.stdout, "\n") {
 		if i := strings.Index(line, "--snapshot "); i >= 0 {
-			safety = strings.TrimSpace(line[i+len("--snapshot "):])
+			safety = strings.Fields(line[i+len("--snapshot "):])[0]
 		}
 	}
 	if r := runner(t, nil, "-C", dir, "restore", "db", "--force", "--snapshot", safety, "--no-safety-snapshot"); r.code != 0 {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -280,7 +281,7 @@ func TestWordPressPrimaryReplicaAndRecovery(t *testing.T) {
 	var safety string
 	for _, line := range strings.Split(r.stdout, "\n") {
 		if i := strings.Index(line, "--snapshot "); i >= 0 {
-			safety = strings.TrimSpace(line[i+len("--snapshot "):])
+			safety = strings.Fields(line[i+len("--snapshot "):])[0]
 		}
 	}
 	if r := a.run(t, at, "restore", job, "--snapshot", safety, "--force", "--no-safety-snapshot"); r.code != 0 {
@@ -424,5 +425,21 @@ func TestWordPressExampleConfiguration(t *testing.T) {
 	}
 	if got[`site["blog"]`] != "primary 1500000000" || got[`site["shop"]`] != "replica 1000000000" {
 		t.Fatalf("roles and quotas from the old files: %v", got)
+	}
+}
+
+// The README's demo runs end to end: a WordPress site backed up, damaged
+// and recovered, with the post and the file back.
+func TestWordPressDemo(t *testing.T) {
+	cmd := exec.Command(filepath.Join(binDir, "wordpress-demo"))
+	cmd.Env = append(os.Environ(), "RUNNER_BIN="+runnerBin, "DEMO_DIR="+filepath.Join(t.TempDir(), "demo"))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("demo: %v\n%s", err, out)
+	}
+	for _, want := range []string{"$ runner -C", "apply", `post 1 is now "Oops"`, "would restore database blog", "Safety snapshot", `post 1 is back to "Hello world!"`, "is back: true", "==> Done in"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out)
+		}
 	}
 }

@@ -168,8 +168,8 @@ func runRestore(ctx context.Context, g *globals, o restoreOptions, args []string
 			var sres *runner.JobResult
 			if sres, err = eng.SafetySnapshot(ctx, j); err == nil {
 				safety = sres.Snapshot
-				fmt.Fprintf(g.stdout, "Safety snapshot %s taken of the current state: undo this restore with runner restore %s --snapshot %s\n",
-					safety[:8], j.Name, safety[:8])
+				fmt.Fprintf(g.stdout, "Safety snapshot %s taken of the current state: undo this restore with runner restore %s --snapshot %s --force\n",
+					safety[:8], shellQuote(j.Name), safety[:8])
 			}
 		}
 	}
@@ -244,7 +244,7 @@ func describeItems(sn *repo.Snapshot) string {
 	}
 	var parts []string
 	if len(trees) > 0 {
-		parts = append(parts, "files of "+strings.Join(trees, ", "))
+		parts = append(parts, "tree items "+strings.Join(trees, ", "))
 	}
 	if n := len(streams); n > 0 {
 		if n <= 4 {
@@ -274,4 +274,12 @@ func confirmInPlace(g *globals, j *config.Job, force bool) error {
 		return fmt.Errorf("not confirmed: nothing was restored")
 	}
 	return nil
+}
+
+// shellQuote quotes a job name for a command line an operator copies.
+func shellQuote(s string) string {
+	if strings.ContainsAny(s, "[]\"' $*?") {
+		return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+	}
+	return s
 }

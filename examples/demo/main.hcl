@@ -1,6 +1,6 @@
-# The bundled example: back up Debian's documentation tree and two /etc
-# directories to a local directory standing in for a NAS. `make demo`
-# validates and plans it, creates the repository, backs up, lists the
+# A files example: back up Debian's documentation tree and two /etc
+# directories to a local directory standing in for a NAS. `make demo-files`
+# validates it, creates the repository, plans, backs up, lists the
 # snapshots, restores one and compares it with the original.
 
 runner {
@@ -10,12 +10,12 @@ runner {
 
 variable "state_dir" {
   type    = string
-  default = "/tmp/runner-demo/state"
+  default = "/tmp/runner-files-demo/state"
 }
 
 variable "nas_dir" {
   type        = string
-  default     = "/tmp/runner-demo/nas"
+  default     = "/tmp/runner-files-demo/nas"
   description = "Where the demo repository lives; a NAS mount point in real life."
   validation {
     condition     = startswith(var.nas_dir, "/")

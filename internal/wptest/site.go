@@ -62,14 +62,15 @@ type Site struct {
 // WordPress's own installer (wp_install, run by php-cli).
 func NewSite(t testing.TB, o Options) *Site {
 	t.Helper()
-	s, err := newSite(t, o)
+	s, err := Create(o)
 	if err != nil {
 		t.Fatalf("wptest: %v", err)
 	}
 	return s
 }
 
-func newSite(t testing.TB, o Options) (*Site, error) {
+// Create is NewSite outside a test (the demo): it returns the error.
+func Create(o Options) (*Site, error) {
 	if o.Root == "" || o.Server == nil {
 		return nil, fmt.Errorf("NewSite needs Root and Server")
 	}

@@ -187,7 +187,7 @@ func planMirror(src, dst string, m *pathmatch.Matcher) (*mirror, error) {
 
 // summary says what the mirror changes.
 func (mi *mirror) summary() string {
-	s := fmt.Sprintf("%d files added, %d changed, %d deleted", mi.added, mi.changed, mi.deleted)
+	s := fmt.Sprintf("%s added, %d changed, %d deleted", plural(mi.added, "file", "files"), mi.changed, mi.deleted)
 	if mi.dirsAdded+mi.dirsDeleted > 0 {
 		s += fmt.Sprintf(", %d directories added, %d deleted", mi.dirsAdded, mi.dirsDeleted)
 	}
@@ -337,4 +337,11 @@ func (mi *mirror) commit() ([]string, error) {
 		}
 	}
 	return left, nil
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
