@@ -383,3 +383,73 @@ func TestKilledBackupResumes(t *testing.T) {
 		t.Fatalf("check after kill -9 and resume: %s", r)
 	}
 }
+
+// A files job restored into place: after changes, deletions and additions,
+// runner restore JOB --force makes the tree exactly as it was (modes,
+// owners, times, symlinks), after a safety snapshot that undoes it.
+func TestFilesRestoreIntoPlace(t *testing.T) {
+	base := t.TempDir()
+	data, nas, state := filepath.Join(base, "data"), filepath.Join(base, "nas"), filepath.Join(base, "state")
+	for _, d := range []string{data, nas} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	makeTree(t, data, 1)
+	dir := repoConfig(t, data, nas, state, "")
+	mustInit(t, dir)
+	if r, job := applyJSON(t, dir); r.code != 0 || job["status"] != "success" {
+		t.Fatalf("backup: %s", r)
+	}
+	want := treeMeta(t, data)
+
+	// The live tree changes: a file rewritten, one deleted, one added.
+	var victim string
+	for rel, m := range want {
+		if m.Mode.IsRegular() && m.Size > 0 && m.Nlink == 1 {
+			victim = rel
+			break
+		}
+	}
+	if err := os.WriteFile(filepath.Join(data, victim), []byte("overwritten"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(data, "added-later.txt"), []byte("new"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	changed := treeMeta(t, data)
+
+	r := runner(t, nil, "-C", dir, "restore", "data", "--force")
+	if r.code != 0 {
+		t.Fatalf("restore into place: %s", r)
+	}
+	mustContain(t, r, "would restore "+data, "1 deleted", "Safety snapshot")
+	got := treeMeta(t, data)
+	delete(got, ".")
+	delete(want, ".")
+	for rel, w := range want {
+		if g, ok := got[rel]; !ok || g != w {
+			t.Errorf("%s: %+v, want %+v", rel, g, w)
+		}
+	}
+	if _, ok := got["added-later.txt"]; ok || len(got) != len(want) {
+		t.Errorf("restored tree has %d entries, want %d (added-later.txt must be gone)", len(got), len(want))
+	}
+
+	// The safety snapshot brings the changed state back.
+	var safety string
+	for _, line := range strings.Split(r.stdout, "\n") {
+		if i := strings.Index(line, "--snapshot "); i >= 0 {
+			safety = strings.Fields(line[i+len("--snapshot "):])[0]
+		}
+	}
+	if r := runner(t, nil, "-C", dir, "restore", "data", "--force", "--snapshot", safety, "--no-safety-snapshot"); r.code != 0 {
+		t.Fatalf("undo: %s", r)
+	}
+	if b, _ := os.ReadFile(filepath.Join(data, victim)); string(b) != "overwritten" {
+		t.Errorf("after undoing, %s holds %q", victim, b)
+	}
+	if _, ok := treeMeta(t, data)["added-later.txt"]; !ok || len(treeMeta(t, data)) != len(changed) {
+		t.Errorf("after undoing, the tree is not the changed one")
+	}
+}

@@ -183,6 +183,9 @@ func TestWordPressPrimaryReplicaAndRecovery(t *testing.T) {
 			}
 		}
 	}
+	// runner snapshots shows what each snapshot holds.
+	r := a.run(t, day(42), "snapshots", job)
+	mustContain(t, r, "CONTENT", "WordPress "+a.site.Version+", https://blog.example.org, 12 tables of blog, binlog ")
 	// B is current: a second apply the same night does nothing.
 	if _, res := b.apply(t, day(42).Add(20*time.Minute), "-force"); res["status"] != "skipped" || !strings.Contains(fmt.Sprint(res["reason"]), "replica is current") {
 		t.Fatalf("B when current: %v", res)

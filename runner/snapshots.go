@@ -140,7 +140,7 @@ type RestoreResult struct {
 // after the item.
 func (e *Engine) RestoreSnapshot(ctx context.Context, r *repo.Repository, sn *repo.Snapshot, o RestoreOptions) (*RestoreResult, error) {
 	if o.To == "" {
-		return nil, fmt.Errorf("restoring into place is not supported yet: give --to DIR")
+		return nil, fmt.Errorf("restore into a directory needs one: give --to DIR")
 	}
 	if err := os.MkdirAll(o.To, 0o700); err != nil {
 		return nil, fmt.Errorf("restore: %w", err)

@@ -130,6 +130,12 @@ const (
 	EventRoleChange = "role_change" // a job's role changed on this server
 )
 
+// MetaSummary is the snapshot metadata key (CaptureResult.Meta) of a
+// one-line description of what the snapshot holds, which runner snapshots
+// shows: "WordPress 6.1.9, https://blog.example.org, binlog
+// mysql-bin.000003:1234".
+const MetaSummary = "summary"
+
 // Events lists every event, in the order above.
 var Events = []string{EventStart, EventSuccess, EventFailure, EventRecovery, EventForget, EventRestore, EventRoleChange}
 

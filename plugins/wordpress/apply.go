@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/backup-runner/runner/internal/mirror"
 	"github.com/backup-runner/runner/internal/pathmatch"
 	"github.com/backup-runner/runner/plugins/builtin/config"
 	"github.com/backup-runner/runner/plugins/mysql/dump"
@@ -193,12 +194,12 @@ func (*Source) Apply(ctx context.Context, req sdk.ApplyRequest, r sdk.ItemReader
 		targetDB = opts.database
 	}
 
-	mi, err := planMirror(staged, filesDst, m)
+	mi, err := mirror.Plan(staged, filesDst, m)
 	if err != nil {
 		return s.errorf("%v", err)
 	}
-	log.Info(dryRunPrefix(req.DryRun)+"files of "+filesDst+": "+mi.summary(), "dry_run", req.DryRun)
-	req.Note("%sfiles of %s: %s", dryRunPrefix(req.DryRun), filesDst, mi.summary())
+	log.Info(dryRunPrefix(req.DryRun)+"files of "+filesDst+": "+mi.Summary(), "dry_run", req.DryRun)
+	req.Note("%sfiles of %s: %s", dryRunPrefix(req.DryRun), filesDst, mi.Summary())
 	names := make([]string, 0, len(archives))
 	for name := range archives {
 		names = append(names, name)
@@ -214,11 +215,11 @@ func (*Source) Apply(ctx context.Context, req sdk.ApplyRequest, r sdk.ItemReader
 		req.Note("%s", line)
 	}
 	if !req.DryRun {
-		if err := mi.prepare(); err != nil {
-			mi.abort()
+		if err := mi.Prepare(); err != nil {
+			mi.Abort()
 			return s.errorf("prepare the files of %s: %v", filesDst, err)
 		}
-		defer mi.abort()
+		defer mi.Abort()
 	}
 
 	// Step 2.
@@ -291,7 +292,7 @@ func (*Source) Apply(ctx context.Context, req sdk.ApplyRequest, r sdk.ItemReader
 	}
 
 	// Step 4.
-	left, err := mi.commit()
+	left, err := mi.Commit()
 	if err != nil {
 		return s.errorf("the database was restored, but the files of %s only partly: %v (run the restore again)", filesDst, err)
 	}

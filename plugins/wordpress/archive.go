@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/backup-runner/runner/internal/mirror"
 	"io"
 	"io/fs"
 	"os"
@@ -218,7 +219,7 @@ func applyTar(entries []archEntry, base string, dryRun bool) (archiveStats, erro
 			if exists && !cur.IsDir() {
 				return st, fmt.Errorf("%s: the snapshot has a directory here, the disk has a %s: move it away first", target, kindOf(cur))
 			}
-			same := exists && cur.Mode().Perm() == fs.FileMode(h.Mode).Perm() && sameOwner(cur, h.Uid, h.Gid)
+			same := exists && cur.Mode().Perm() == fs.FileMode(h.Mode).Perm() && mirror.SameOwner(cur, h.Uid, h.Gid)
 			if same {
 				st.unchanged++
 			} else {
@@ -235,7 +236,7 @@ func applyTar(entries []archEntry, base string, dryRun bool) (archiveStats, erro
 					return st, err
 				}
 			}
-			if err := setMeta(target, false, mode, h.Uid, h.Gid, nil); err != nil {
+			if err := mirror.SetMeta(target, false, mode, h.Uid, h.Gid, nil); err != nil {
 				return st, err
 			}
 			dirs = append(dirs, dirTime{target, h})
@@ -243,7 +244,7 @@ func applyTar(entries []archEntry, base string, dryRun bool) (archiveStats, erro
 			if exists && cur.IsDir() {
 				return st, fmt.Errorf("%s: the snapshot has a file here, the disk has a directory: move it away first", target)
 			}
-			if exists && cur.Mode().IsRegular() && cur.Mode().Perm() == fs.FileMode(h.Mode).Perm() && sameOwner(cur, h.Uid, h.Gid) && cur.Size() == h.Size {
+			if exists && cur.Mode().IsRegular() && cur.Mode().Perm() == fs.FileMode(h.Mode).Perm() && mirror.SameOwner(cur, h.Uid, h.Gid) && cur.Size() == h.Size {
 				if b, err := os.ReadFile(target); err == nil && bytes.Equal(b, e.data) {
 					st.unchanged++
 					if !dryRun {
@@ -284,7 +285,7 @@ func applyTar(entries []archEntry, base string, dryRun bool) (archiveStats, erro
 				return st, err
 			}
 			mt := h.ModTime
-			if err := setMeta(tmp, true, 0, h.Uid, h.Gid, &mt); err != nil {
+			if err := mirror.SetMeta(tmp, true, 0, h.Uid, h.Gid, &mt); err != nil {
 				_ = os.Remove(tmp)
 				return st, err
 			}
@@ -323,7 +324,7 @@ func writeFileAtomic(target string, data []byte, mode fs.FileMode, uid, gid int,
 		err = cerr
 	}
 	if err == nil {
-		err = setMeta(tmp, false, mode, uid, gid, &mtime)
+		err = mirror.SetMeta(tmp, false, mode, uid, gid, &mtime)
 	}
 	if err == nil {
 		err = os.Rename(tmp, target)

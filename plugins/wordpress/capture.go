@@ -340,6 +340,11 @@ func (*Source) Capture(ctx context.Context, inst sdk.Instance, w sdk.CaptureWrit
 	if dp.shared {
 		meta[MetaDBScope] = "prefix"
 	}
+	summary := "WordPress " + version
+	if dp.siteURL != "" {
+		summary += ", " + dp.siteURL
+	}
+	meta[sdk.MetaSummary] = summary + ", " + res.Manifest.Summary()
 	for k, paths := range map[string][]string{MetaCertificates: s.certificates, MetaServerConfig: s.serverConfig} {
 		if len(paths) > 0 {
 			b, _ := json.Marshal(paths)

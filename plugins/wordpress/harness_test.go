@@ -418,6 +418,9 @@ func TestCaptureAndRestoreASite(t *testing.T) {
 	if meta["mysql.binlog_file"] == "" || meta["mysql.binlog_pos"] == "" || meta["mysql.manifest"] == "" {
 		t.Errorf("no binlog position in %v", meta)
 	}
+	if want := "WordPress " + site.Version + ", https://blog.example.org, "; !strings.HasPrefix(meta["summary"], want) || !strings.Contains(meta["summary"], "binlog "+meta["mysql.binlog_file"]+":") {
+		t.Errorf("summary %q, want %q... with the binlog position", meta["summary"], want)
+	}
 	// The staged tree lacks the excluded cache and the maintenance file.
 	if _, err := os.Stat(filepath.Join(h.staging, "SITE/wp-content/cache")); !os.IsNotExist(err) {
 		t.Fatalf("cache captured: %v", err)

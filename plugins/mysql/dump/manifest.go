@@ -3,6 +3,7 @@ package dump
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/backup-runner/runner/plugins/sdk"
 	"io"
 	"strings"
 )
@@ -132,7 +133,22 @@ func (m *Manifest) Meta(nonTx []string) map[string]string {
 	if len(nonTx) > 0 {
 		meta[MetaNonTx] = strings.Join(nonTx, ",")
 	}
+	meta[sdk.MetaSummary] = m.Summary()
 	return meta
+}
+
+// Summary describes the dump in one line: its tables, databases and
+// binlog position.
+func (m *Manifest) Summary() string {
+	var dbs []string
+	for _, d := range m.Databases {
+		dbs = append(dbs, d.Name)
+	}
+	s := fmt.Sprintf("%d tables of %s", len(m.Tables), strings.Join(dbs, ", "))
+	if m.BinlogFile != "" {
+		s += fmt.Sprintf(", binlog %s:%d", m.BinlogFile, m.BinlogPos)
+	}
+	return s
 }
 
 // itemName names an item: DB/TABLE, DB/TABLE:N for part N > 1,

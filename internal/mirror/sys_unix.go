@@ -1,6 +1,6 @@
 //go:build unix
 
-package wordpress
+package mirror
 
 import (
 	"errors"
@@ -12,8 +12,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ownerOf returns the uid and gid of an entry (-1 when unknown).
-func ownerOf(fi fs.FileInfo) (int, int) {
+// OwnerOf returns the uid and gid of an entry (-1 when unknown).
+func OwnerOf(fi fs.FileInfo) (int, int) {
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
 		return -1, -1
@@ -21,8 +21,9 @@ func ownerOf(fi fs.FileInfo) (int, int) {
 	return int(st.Uid), int(st.Gid)
 }
 
-func sameOwner(fi fs.FileInfo, uid, gid int) bool {
-	u, g := ownerOf(fi)
+// SameOwner says whether an entry belongs to uid and gid.
+func SameOwner(fi fs.FileInfo, uid, gid int) bool {
+	u, g := OwnerOf(fi)
 	return u == uid && g == gid
 }
 
@@ -35,17 +36,17 @@ func deviceOf(fi fs.FileInfo) (uint64, bool) {
 	return uint64(st.Dev), true //nolint:unconvert // Dev is int32 on some systems
 }
 
-// setMeta sets owner, mode (not for links) and, when mtime is not nil,
+// SetMeta sets owner, mode (not for links) and, when mtime is not nil,
 // the modification time (atime is set to it too) of p without following
 // a symbolic link. Changing the owner is attempted only when it differs;
 // a process that is not root may not give files away, and then keeps its
 // own ownership (EPERM is ignored).
-func setMeta(p string, isLink bool, mode fs.FileMode, uid, gid int, mtime *time.Time) error {
+func SetMeta(p string, isLink bool, mode fs.FileMode, uid, gid int, mtime *time.Time) error {
 	fi, err := os.Lstat(p)
 	if err != nil {
 		return err
 	}
-	if uid >= 0 && gid >= 0 && !sameOwner(fi, uid, gid) {
+	if uid >= 0 && gid >= 0 && !SameOwner(fi, uid, gid) {
 		if err := os.Lchown(p, uid, gid); err != nil && !(errors.Is(err, syscall.EPERM) && os.Geteuid() != 0) {
 			return err
 		}

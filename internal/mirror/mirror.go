@@ -1,4 +1,8 @@
-package wordpress
+// Package mirror makes a live directory tree exactly like a staged one
+// (where the host restored a snapshot's tree), safely: the slow part that
+// can fail changes nothing live. Sources that restore files into place
+// (files, wordpress) use it.
+package mirror
 
 import (
 	"errors"
@@ -95,8 +99,8 @@ func scanTree(root string, m *pathmatch.Matcher) (map[string]*node, []string, er
 	return nodes, order, err
 }
 
-// mirror is a planned mirror of src onto dst.
-type mirror struct {
+// Mirror is a planned mirror of src onto dst.
+type Mirror struct {
 	src, dst string
 	srcNodes map[string]*node
 	srcOrder []string
@@ -110,8 +114,8 @@ type mirror struct {
 	added, changed, deleted, dirsAdded, dirsDeleted, skipped int
 }
 
-// planMirror compares src with dst (dst may not exist yet).
-func planMirror(src, dst string, m *pathmatch.Matcher) (*mirror, error) {
+// Plan compares src with dst (dst may not exist yet).
+func Plan(src, dst string, m *pathmatch.Matcher) (*Mirror, error) {
 	sn, so, err := scanTree(src, nil)
 	if err != nil {
 		return nil, fmt.Errorf("read the restored files in %s: %w", src, err)
@@ -123,7 +127,7 @@ func planMirror(src, dst string, m *pathmatch.Matcher) (*mirror, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", dst, err)
 	}
-	mi := &mirror{src: src, dst: dst, srcNodes: sn, srcOrder: so, prepared: map[string]string{}}
+	mi := &Mirror{src: src, dst: dst, srcNodes: sn, srcOrder: so, prepared: map[string]string{}}
 	for _, rel := range so {
 		s := sn[rel]
 		if s.kind() == "other" {
@@ -158,8 +162,8 @@ func planMirror(src, dst string, m *pathmatch.Matcher) (*mirror, error) {
 			mi.writes = append(mi.writes, rel)
 			mi.changed++
 		default:
-			su, sg := ownerOf(s.fi)
-			if (s.kind() == "file" && s.fi.Mode() != d.fi.Mode()) || !sameOwner(d.fi, su, sg) || (s.kind() == "link" && !s.fi.ModTime().Equal(d.fi.ModTime())) {
+			su, sg := OwnerOf(s.fi)
+			if (s.kind() == "file" && s.fi.Mode() != d.fi.Mode()) || !SameOwner(d.fi, su, sg) || (s.kind() == "link" && !s.fi.ModTime().Equal(d.fi.ModTime())) {
 				mi.metaOnly = append(mi.metaOnly, rel)
 			}
 		}
@@ -185,8 +189,8 @@ func planMirror(src, dst string, m *pathmatch.Matcher) (*mirror, error) {
 	return mi, nil
 }
 
-// summary says what the mirror changes.
-func (mi *mirror) summary() string {
+// Summary says what the mirror changes.
+func (mi *Mirror) Summary() string {
 	s := fmt.Sprintf("%s added, %d changed, %d deleted", plural(mi.added, "file", "files"), mi.changed, mi.deleted)
 	if mi.dirsAdded+mi.dirsDeleted > 0 {
 		s += fmt.Sprintf(", %d directories added, %d deleted", mi.dirsAdded, mi.dirsDeleted)
@@ -200,9 +204,9 @@ func (mi *mirror) summary() string {
 	return s
 }
 
-// prepare copies the new and changed files into a private directory on
+// Prepare copies the new and changed files into a private directory on
 // dst's file system.
-func (mi *mirror) prepare() error {
+func (mi *Mirror) Prepare() error {
 	if err := os.MkdirAll(mi.dst, 0o755); err != nil {
 		return err
 	}
@@ -235,21 +239,21 @@ func (mi *mirror) prepare() error {
 		s := mi.srcNodes[rel]
 		tmp := filepath.Join(mi.work, fmt.Sprint(i))
 		from := filepath.Join(mi.src, filepath.FromSlash(rel))
-		uid, gid := ownerOf(s.fi)
+		uid, gid := OwnerOf(s.fi)
 		mt := s.fi.ModTime()
 		switch s.kind() {
 		case "link":
 			if err := os.Symlink(s.link, tmp); err != nil {
 				return err
 			}
-			if err := setMeta(tmp, true, 0, uid, gid, &mt); err != nil {
+			if err := SetMeta(tmp, true, 0, uid, gid, &mt); err != nil {
 				return err
 			}
 		case "file":
 			if err := copyFile(from, tmp); err != nil {
 				return err
 			}
-			if err := setMeta(tmp, false, s.fi.Mode()&(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky), uid, gid, &mt); err != nil {
+			if err := SetMeta(tmp, false, s.fi.Mode()&(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky), uid, gid, &mt); err != nil {
 				return err
 			}
 		}
@@ -278,18 +282,19 @@ func copyFile(from, to string) error {
 	return err
 }
 
-// abort removes the private directory.
-func (mi *mirror) abort() {
+// Abort removes the private directory (after a failed Prepare, or once
+// Commit is done).
+func (mi *Mirror) Abort() {
 	if mi.work != "" {
 		_ = os.RemoveAll(mi.work)
 		mi.work = ""
 	}
 }
 
-// commit applies the prepared changes to dst. It returns the paths it
+// Commit applies the prepared changes to dst. It returns the paths it
 // had to leave (a deleted directory that still holds excluded files).
-func (mi *mirror) commit() ([]string, error) {
-	defer mi.abort()
+func (mi *Mirror) Commit() ([]string, error) {
+	defer mi.Abort()
 	var left []string
 	dst := func(rel string) string { return filepath.Join(mi.dst, filepath.FromSlash(rel)) }
 	for _, rel := range mi.deletes {
@@ -316,13 +321,13 @@ func (mi *mirror) commit() ([]string, error) {
 	}
 	for _, rel := range mi.metaOnly {
 		s := mi.srcNodes[rel]
-		uid, gid := ownerOf(s.fi)
+		uid, gid := OwnerOf(s.fi)
 		mt := s.fi.ModTime()
-		if err := setMeta(dst(rel), s.kind() == "link", s.fi.Mode()&(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky), uid, gid, &mt); err != nil {
+		if err := SetMeta(dst(rel), s.kind() == "link", s.fi.Mode()&(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky), uid, gid, &mt); err != nil {
 			return left, err
 		}
 	}
-	mi.abort() // before the directory times: removing it changes its parent
+	mi.Abort() // before the directory times: removing it changes its parent
 	// Directories last, deepest first, so that their times stay.
 	for i := len(mi.srcOrder) - 1; i >= 0; i-- {
 		rel := mi.srcOrder[i]
@@ -330,9 +335,9 @@ func (mi *mirror) commit() ([]string, error) {
 		if !s.fi.IsDir() {
 			continue
 		}
-		uid, gid := ownerOf(s.fi)
+		uid, gid := OwnerOf(s.fi)
 		mt := s.fi.ModTime()
-		if err := setMeta(dst(rel), false, s.fi.Mode()&(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky), uid, gid, &mt); err != nil {
+		if err := SetMeta(dst(rel), false, s.fi.Mode()&(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky), uid, gid, &mt); err != nil {
 			return left, err
 		}
 	}
