@@ -190,6 +190,10 @@ func printPlan(w io.Writer, p *runner.Plan, now time.Time) {
 				if it.Detail != "" {
 					detail = " — " + it.Detail
 				}
+				if it.Kind == "stream" {
+					fmt.Fprintf(w, "      %s %s: %s%s\n", it.Kind, it.Name, policies.FormatSize(it.Bytes), detail)
+					continue
+				}
 				fmt.Fprintf(w, "      %s %s: %s, %s%s\n", it.Kind, it.Name, count(it.Files, "file", "files"), policies.FormatSize(it.Bytes), detail)
 			}
 			if j.FreeBytes >= 0 {
