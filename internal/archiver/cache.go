@@ -64,6 +64,14 @@ type Cache struct {
 	ids    []repo.ID
 	xattrs [][]repo.Xattr
 	sorted bool // ents sorted by key, keys unique (lookups allowed)
+
+	// base and reused hold, by reference, the entries of the previous
+	// run's cache for files found unchanged: in a run where little
+	// changed, copying them would double the caches' memory for nothing.
+	// They are merged in by Save (streaming) or by freezeLocked (when the
+	// cache is looked up in this process).
+	base   *Cache
+	reused []uint32 // indexes into base.ents
 }
 
 func newCache(repoID string) *Cache { return &Cache{repoID: repoID, sorted: true} }
@@ -104,6 +112,55 @@ func (c *Cache) add(path string, st *unix.Stat_t, ids []repo.ID, xa []repo.Xattr
 	c.sorted = false
 }
 
+// reuse records a file whose previous entry, base.ents[i], still holds
+// (same stat, chunks still stored): by reference, not by copy. base must
+// be frozen and not change; all reused entries come from one base.
+func (c *Cache) reuse(base *Cache, i int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.base != nil && c.base != base {
+		e := base.ents[i]
+		var xa []repo.Xattr
+		if e.xa > 0 {
+			xa = base.xattrs[e.xa-1]
+		}
+		c.addEntryLocked(e, base.ids[e.off:e.off+e.n], xa)
+		return
+	}
+	c.base = base
+	c.reused = append(c.reused, uint32(i))
+	c.sorted = false
+}
+
+// addEntryLocked appends a copy of e with its ids and xattrs.
+func (c *Cache) addEntryLocked(e cacheEntry, ids []repo.ID, xa []repo.Xattr) {
+	if uint64(len(c.ids))+uint64(len(ids)) > math.MaxUint32 || uint64(len(c.xattrs)) >= math.MaxUint32-1 {
+		return
+	}
+	e.off, e.n, e.xa = uint32(len(c.ids)), uint32(len(ids)), 0
+	c.ids = append(c.ids, ids...)
+	if len(xa) > 0 {
+		c.xattrs = append(c.xattrs, xa)
+		e.xa = uint32(len(c.xattrs))
+	}
+	c.ents = append(c.ents, e)
+	c.sorted = false
+}
+
+// materializeLocked copies the reused entries in, so that the cache stands
+// alone (for lookups).
+func (c *Cache) materializeLocked() {
+	for _, i := range c.reused {
+		e := c.base.ents[i]
+		var xa []repo.Xattr
+		if e.xa > 0 {
+			xa = c.base.xattrs[e.xa-1]
+		}
+		c.addEntryLocked(e, c.base.ids[e.off:e.off+e.n], xa)
+	}
+	c.reused, c.base = nil, nil
+}
+
 func (c *Cache) freeze() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -113,6 +170,9 @@ func (c *Cache) freeze() {
 // freezeLocked sorts the entries by key; of entries with the same key (a
 // file captured twice in one run) the last one added wins.
 func (c *Cache) freezeLocked() {
+	if len(c.reused) > 0 {
+		c.materializeLocked()
+	}
 	if c.sorted {
 		return
 	}
@@ -129,16 +189,17 @@ func (c *Cache) freezeLocked() {
 }
 
 // lookup returns the content and xattrs of path if its cached stat matches
-// st. The cache must be frozen; lookups then need no lock.
-func (c *Cache) lookup(path string, st *unix.Stat_t) ([]repo.ID, []repo.Xattr, bool) {
+// st, and the entry's index (for reuse). The cache must be frozen; lookups
+// then need no lock.
+func (c *Cache) lookup(path string, st *unix.Stat_t) ([]repo.ID, []repo.Xattr, int, bool) {
 	k := cacheKey(path)
 	i, ok := slices.BinarySearchFunc(c.ents, k, func(e cacheEntry, k [16]byte) int { return bytes.Compare(e.key[:], k[:]) })
 	if !ok {
-		return nil, nil, false
+		return nil, nil, 0, false
 	}
 	e := &c.ents[i]
 	if e.size != uint64(st.Size) || e.mtime != st.Mtim.Nano() || e.ctime != st.Ctim.Nano() || e.ino != uint64(st.Ino) || e.dev != uint64(st.Dev) {
-		return nil, nil, false
+		return nil, nil, 0, false
 	}
 	var xa []repo.Xattr
 	if e.xa > 0 {
@@ -146,7 +207,7 @@ func (c *Cache) lookup(path string, st *unix.Stat_t) ([]repo.ID, []repo.Xattr, b
 	}
 	// The full slice expression stops an append from writing into the
 	// next file's ids.
-	return c.ids[e.off : e.off+e.n : e.off+e.n], xa, true
+	return c.ids[e.off : e.off+e.n : e.off+e.n], xa, i, true
 }
 
 // LoadCache reads a cache file. A missing file, or one written for another
@@ -359,7 +420,7 @@ func (h *hashReader) bytes(limit uint64) ([]byte, error) {
 func (c *Cache) Save(path string) (err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.freezeLocked()
+	c.sortOwnLocked()
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("save change cache: %w", err)
@@ -403,7 +464,33 @@ func (c *Cache) Save(path string) (err error) {
 	return nil
 }
 
-// encode writes everything but the checksum. Write errors surface at the
+// sortOwnLocked sorts the cache's own entries by key and the reused ones
+// by index (which is key order: the base is sorted), keeping, of entries
+// with one key, the last added; a reused entry whose key the cache also
+// has as its own is dropped (the own one is newer).
+func (c *Cache) sortOwnLocked() {
+	if len(c.reused) == 0 {
+		c.freezeLocked()
+		return
+	}
+	reused, base := c.reused, c.base
+	c.reused, c.base = nil, nil
+	c.freezeLocked()
+	c.reused, c.base = reused, base
+	slices.Sort(c.reused)
+	c.reused = slices.Compact(c.reused)
+	out := c.reused[:0]
+	for _, i := range c.reused {
+		k := c.base.ents[i].key
+		if _, own := slices.BinarySearchFunc(c.ents, k, func(e cacheEntry, k [16]byte) int { return bytes.Compare(e.key[:], k[:]) }); !own {
+			out = append(out, i)
+		}
+	}
+	c.reused = out
+}
+
+// encode writes everything but the checksum: the own entries and the
+// reused ones merged in key order. Write errors surface at the
 // bufio.Writer's Flush.
 func (c *Cache) encode(w *bufio.Writer) {
 	var b []byte
@@ -411,10 +498,9 @@ func (c *Cache) encode(w *bufio.Writer) {
 	b = binary.LittleEndian.AppendUint32(b, cacheVersion)
 	b = binary.AppendUvarint(b, uint64(len(c.repoID)))
 	b = append(b, c.repoID...)
-	b = binary.AppendUvarint(b, uint64(len(c.ents)))
+	b = binary.AppendUvarint(b, uint64(len(c.ents)+len(c.reused)))
 	_, _ = w.Write(b)
-	for i := range c.ents {
-		e := &c.ents[i]
+	write := func(from *Cache, e *cacheEntry) {
 		b = append(b[:0], e.key[:]...)
 		b = binary.AppendUvarint(b, e.size)
 		b = binary.AppendVarint(b, e.mtime)
@@ -422,12 +508,12 @@ func (c *Cache) encode(w *bufio.Writer) {
 		b = binary.AppendUvarint(b, e.ino)
 		b = binary.AppendUvarint(b, e.dev)
 		b = binary.AppendUvarint(b, uint64(e.n))
-		for _, id := range c.ids[e.off : e.off+e.n] {
+		for _, id := range from.ids[e.off : e.off+e.n] {
 			b = append(b, id[:]...)
 		}
 		var xa []repo.Xattr
 		if e.xa > 0 {
-			xa = c.xattrs[e.xa-1]
+			xa = from.xattrs[e.xa-1]
 		}
 		b = binary.AppendUvarint(b, uint64(len(xa)))
 		for _, x := range xa {
@@ -437,5 +523,15 @@ func (c *Cache) encode(w *bufio.Writer) {
 			b = append(b, x.Value...)
 		}
 		_, _ = w.Write(b)
+	}
+	i, k := 0, 0
+	for i < len(c.ents) || k < len(c.reused) {
+		if k == len(c.reused) || (i < len(c.ents) && bytes.Compare(c.ents[i].key[:], c.base.ents[c.reused[k]].key[:]) < 0) {
+			write(c, &c.ents[i])
+			i++
+			continue
+		}
+		write(c.base, &c.base.ents[c.reused[k]])
+		k++
 	}
 }

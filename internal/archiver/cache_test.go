@@ -3,6 +3,7 @@
 package archiver
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -166,7 +167,7 @@ func TestCacheFile(t *testing.T) {
 	for i := range 100 {
 		st := unix.Stat_t{Size: int64(i), Ino: uint64(i + 1), Dev: 7}
 		st.Mtim = unix.NsecToTimespec(-int64(i)*1e9 + 5)
-		ids, xa, ok := d.lookup("/f/"+strconv.Itoa(i), &st)
+		ids, xa, _, ok := d.lookup("/f/"+strconv.Itoa(i), &st)
 		if !ok || len(ids) != i%3 || (i%10 == 0) != (len(xa) == 2) {
 			t.Fatalf("entry %d: %v %v %v", i, ok, ids, xa)
 		}
@@ -174,7 +175,7 @@ func TestCacheFile(t *testing.T) {
 			t.Fatalf("entry %d: ids %v", i, ids)
 		}
 		st.Ino++
-		if _, _, ok := d.lookup("/f/"+strconv.Itoa(i), &st); ok {
+		if _, _, _, ok := d.lookup("/f/"+strconv.Itoa(i), &st); ok {
 			t.Fatalf("entry %d matched another inode", i)
 		}
 	}
@@ -209,5 +210,57 @@ func TestCacheFile(t *testing.T) {
 	must(t, err)
 	if len(ents) != 1 {
 		t.Errorf("directory holds %d entries", len(ents))
+	}
+}
+
+// A run that finds most files unchanged keeps their entries by reference;
+// the cache it saves is byte for byte the one a run that read every file
+// would save, and it finds every current file, not the deleted one.
+func TestReusedCacheEntriesSaveLikeFreshOnes(t *testing.T) {
+	r := newTestRepo(t, false)
+	root, files := cacheFixture(t)
+	spec := TreeSpec{Root: root}
+	_, a1 := backup(t, r, Options{}, spec)
+	dir := t.TempDir()
+	must(t, a1.NewCache().Save(filepath.Join(dir, "1")))
+	old, err := LoadCache(filepath.Join(dir, "1"), r.Config().ID)
+	must(t, err)
+
+	// One file changes, one goes, one comes.
+	writeFile(t, files[5], textBytes(99, 3000), 0o644)
+	must(t, os.Remove(files[6]))
+	added := filepath.Join(root, "d0", "new")
+	writeFile(t, added, textBytes(100, 2000), 0o644)
+
+	_, a2 := backup(t, r, Options{Cache: old}, spec)
+	if st := a2.Stats(); st.FilesCached != uint64(len(files)-2) {
+		t.Fatalf("cached %d files, want %d", st.FilesCached, len(files)-2)
+	}
+	must(t, a2.NewCache().Save(filepath.Join(dir, "2")))
+	_, a3 := backup(t, r, Options{Full: true}, spec)
+	must(t, a3.NewCache().Save(filepath.Join(dir, "3")))
+	b2, err := os.ReadFile(filepath.Join(dir, "2"))
+	must(t, err)
+	b3, err := os.ReadFile(filepath.Join(dir, "3"))
+	must(t, err)
+	if !bytes.Equal(b2, b3) {
+		t.Fatalf("the cache saved with reused entries (%d bytes) differs from a fresh one (%d bytes)", len(b2), len(b3))
+	}
+	c, err := LoadCache(filepath.Join(dir, "2"), r.Config().ID)
+	must(t, err)
+	if c.Len() != len(files) {
+		t.Fatalf("saved cache has %d entries, want %d", c.Len(), len(files))
+	}
+	for _, p := range append(slices.Clone(files), added) {
+		var st unix.Stat_t
+		err := unix.Lstat(p, &st)
+		_, _, _, ok := c.lookup(p, &st)
+		if (err == nil) != ok {
+			t.Errorf("%s: in the cache %v, on disk %v", p, ok, err == nil)
+		}
+	}
+	// The cache can also be used in this process without saving it.
+	if n := a2.NewCache().Len(); n != len(files) {
+		t.Errorf("in-process cache has %d entries", n)
 	}
 }

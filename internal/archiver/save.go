@@ -292,7 +292,7 @@ func (t *treeRun) fromCache(parent *dirState, i int, abs, name string, st *unix.
 	if a.old == nil {
 		return false
 	}
-	ids, xa, ok := a.old.lookup(abs, st)
+	ids, xa, oldIndex, ok := a.old.lookup(abs, st)
 	if !ok {
 		return false
 	}
@@ -309,7 +309,7 @@ func (t *treeRun) fromCache(parent *dirState, i int, abs, name string, st *unix.
 	a.filesCached.Add(1)
 	a.bytes.Add(size)
 	t.size.Add(size)
-	a.cache.add(abs, st, ids, xa)
+	a.cache.reuse(a.old, oldIndex)
 	return true
 }
 
