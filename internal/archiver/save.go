@@ -70,7 +70,6 @@ type chunkPool struct {
 	ctx  context.Context
 	a    *Archiver
 	fail func(error)
-	max  int // largest chunk, for buffer capacity
 	free chan []byte
 	jobs chan chunkJob
 	wg   sync.WaitGroup
@@ -87,7 +86,7 @@ type chunkJob struct {
 // The pool belongs to the caller, which must call close after the last
 // save.
 func newChunkPool(ctx context.Context, a *Archiver, fail func(error), bufs int) *chunkPool {
-	p := &chunkPool{ctx: ctx, a: a, fail: fail, max: a.r.ChunkerTable().Params().Max}
+	p := &chunkPool{ctx: ctx, a: a, fail: fail}
 	if bufs <= 0 {
 		return p // nil channels: every save is inline
 	}
@@ -147,7 +146,9 @@ func (p *chunkPool) save(tr *tracker, chunk []byte, what string) error {
 	select {
 	case buf := <-p.free:
 		if cap(buf) < len(chunk) {
-			buf = make([]byte, 0, max(p.max, len(chunk)))
+			// Sized to the chunk (at least 64 KiB), not to the largest
+			// possible one: with small files the buffers stay small.
+			buf = make([]byte, 0, max(64<<10, len(chunk)))
 		}
 		buf = append(buf[:0], chunk...)
 		tr.pending.Add(1)

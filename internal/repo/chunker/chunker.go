@@ -160,7 +160,8 @@ func (t *Table) Cut(data []byte) int {
 }
 
 // Chunker reads a stream and returns its chunks one by one. Memory use is
-// bounded by about 2*Max regardless of the stream's length.
+// bounded by about 2*Max regardless of the stream's length, and stays far
+// below it for small streams.
 type Chunker struct {
 	t     *Table
 	r     io.Reader
@@ -171,9 +172,14 @@ type Chunker struct {
 	err   error
 }
 
+// initialBuf is a new chunker's buffer size. The buffer grows (to 2*Max
+// at most) only when a stream needs it: a backup of many small files, one
+// chunker per worker, then holds kilobytes instead of megabytes.
+const initialBuf = 256 << 10
+
 // New returns a chunker reading from r.
 func New(t *Table, r io.Reader) *Chunker {
-	return &Chunker{t: t, r: r, buf: make([]byte, 2*t.p.Max)}
+	return &Chunker{t: t, r: r, buf: make([]byte, min(initialBuf, 2*t.p.Max))}
 }
 
 // Reset reuses the chunker (and its buffer) for a new stream.
@@ -189,11 +195,17 @@ func (c *Chunker) Next() ([]byte, error) {
 		return nil, c.err
 	}
 	for empty := 0; !c.eof && c.end-c.start < c.t.p.Max; {
-		if c.start > 0 && c.end+c.t.p.Max > len(c.buf) {
+		if c.start > 0 && (c.end == len(c.buf) || (len(c.buf) >= 2*c.t.p.Max && c.end+c.t.p.Max > len(c.buf))) {
 			// Move the unconsumed tail to the front so that a whole Max-sized
 			// window fits; at most Max bytes are copied per chunk.
 			c.end = copy(c.buf, c.buf[c.start:c.end])
 			c.start = 0
+		}
+		if c.end == len(c.buf) {
+			// Full from the start and still less than Max: grow.
+			nb := make([]byte, min(2*len(c.buf), 2*c.t.p.Max))
+			c.end = copy(nb, c.buf[c.start:c.end])
+			c.buf, c.start = nb, 0
 		}
 		n, err := c.r.Read(c.buf[c.end:])
 		c.end += n

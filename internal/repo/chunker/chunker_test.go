@@ -193,3 +193,73 @@ func BenchmarkChunker(b *testing.B) {
 	}
 	b.ReportMetric(float64(len(data))/float64(n/b.N)/(1<<20), "MiB/chunk")
 }
+
+// unevenReader returns reads of varying sizes, as pipes and sockets do.
+type unevenReader struct {
+	data []byte
+	i    int
+}
+
+func (u *unevenReader) Read(p []byte) (int, error) {
+	if len(u.data) == 0 {
+		return 0, io.EOF
+	}
+	n := min(len(p), len(u.data), 1+(u.i*7919)%(300<<10))
+	u.i++
+	copy(p, u.data[:n])
+	u.data = u.data[n:]
+	return n, nil
+}
+
+// With the default sizes the buffer starts small and grows: the
+// boundaries must not depend on how reads arrive or on the buffer's size,
+// and a reused chunker (Reset) must cut a small stream after a large one
+// as a fresh one does.
+func TestGrowingBufferKeepsBoundaries(t *testing.T) {
+	tab, err := NewTable(DefaultParams([32]byte{9}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := randomData(20<<20, 5)
+	// Reference: cut the whole stream in memory.
+	var want []int
+	for off := 0; off < len(data); {
+		n := tab.Cut(data[off:])
+		want = append(want, n)
+		off += n
+	}
+	sizes := func(c *Chunker) []int {
+		var got []int
+		for {
+			ch, err := c.Next()
+			if err == io.EOF {
+				return got
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, len(ch))
+		}
+	}
+	c := New(tab, bytes.NewReader(data[:100<<10]))
+	if small := sizes(c); len(small) != 1 || small[0] != 100<<10 || len(c.buf) != initialBuf {
+		t.Fatalf("a small stream: chunks %v, buffer %d", small, len(c.buf))
+	}
+	c.Reset(&unevenReader{data: data})
+	if got := sizes(c); !equalInts(got, want) {
+		t.Fatalf("boundaries with a growing buffer and uneven reads differ: %d chunks, want %d", len(got), len(want))
+	}
+	if len(c.buf) > 2*DefaultMax {
+		t.Errorf("buffer grew to %d", len(c.buf))
+	}
+	c.Reset(bytes.NewReader(data[:5<<20]))
+	var again []int
+	for off := 0; off < 5<<20; {
+		n := tab.Cut(data[off : 5<<20])
+		again = append(again, n)
+		off += n
+	}
+	if got := sizes(c); !equalInts(got, again) {
+		t.Fatalf("after Reset: %v, want %v", got, again)
+	}
+}
