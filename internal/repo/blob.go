@@ -48,7 +48,7 @@ func (r *Repository) SaveBlob(ctx context.Context, t BlobType, data []byte) (ID,
 		r.mu.Unlock()
 		return id, false, err
 	}
-	_, known := r.idx.blobs[h]
+	_, known := r.idx.get(h)
 	_, busy := r.inflight[h]
 	if known || busy {
 		r.mu.Unlock()
@@ -301,7 +301,7 @@ func (r *Repository) Flush(ctx context.Context) error {
 func (r *Repository) HasBlob(t BlobType, id ID) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	_, ok := r.idx.blobs[BlobHandle{t, id}]
+	_, ok := r.idx.get(BlobHandle{t, id})
 	return ok
 }
 
@@ -309,7 +309,7 @@ func (r *Repository) HasBlob(t BlobType, id ID) bool {
 func (r *Repository) BlobSize(t BlobType, id ID) (uint32, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	loc, ok := r.idx.blobs[BlobHandle{t, id}]
+	loc, ok := r.idx.get(BlobHandle{t, id})
 	return loc.rawLength, ok
 }
 

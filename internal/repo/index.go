@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/backup-runner/runner/internal/repo/pack"
 	"github.com/backup-runner/runner/internal/repo/storage"
@@ -107,14 +108,81 @@ type location struct {
 
 // memIndex maps blobs to one location each (the first seen: duplicates left
 // by interrupted runs are equivalent copies; prune removes them).
+//
+// What the index objects hold, which is nearly everything, is kept as one
+// sorted slice (looked up by binary search): half the memory of a map,
+// which matters with hundreds of thousands of blobs. Blobs added after
+// loading (packs this session uploads or recovers) go into a small map.
 type memIndex struct {
 	packs   []ID
 	packPos map[ID]uint32
-	blobs   map[BlobHandle]location
+	sorted  []indexEntry // sorted by handle, unique
+	recent  map[BlobHandle]location
+	pending []indexEntry // added while loading, sorted in by endLoad
+	loading bool
+}
+
+type indexEntry struct {
+	h   BlobHandle
+	loc location
+}
+
+func compareHandles(a, b BlobHandle) int {
+	if a.Type != b.Type {
+		return int(a.Type) - int(b.Type)
+	}
+	return bytes.Compare(a.ID[:], b.ID[:])
 }
 
 func newMemIndex() *memIndex {
-	return &memIndex{packPos: make(map[ID]uint32), blobs: make(map[BlobHandle]location)}
+	return &memIndex{packPos: make(map[ID]uint32), recent: make(map[BlobHandle]location)}
+}
+
+// beginLoad starts a bulk load: addPack collects entries unsorted until
+// endLoad sorts them in. Lookups in between miss them.
+func (m *memIndex) beginLoad() { m.loading = true }
+
+// endLoad sorts the loaded entries into the index, keeping for each blob
+// the location seen first.
+func (m *memIndex) endLoad() {
+	m.loading = false
+	if len(m.pending) == 0 {
+		return
+	}
+	all := append(m.sorted, m.pending...)
+	m.pending = nil
+	slices.SortStableFunc(all, func(a, b indexEntry) int { return compareHandles(a.h, b.h) })
+	out := all[:0]
+	for i, e := range all {
+		if i > 0 && all[i-1].h == e.h {
+			continue
+		}
+		out = append(out, e)
+	}
+	m.sorted = slices.Clip(out)
+	for h := range m.recent {
+		if _, dup := m.find(h); dup {
+			delete(m.recent, h)
+		}
+	}
+}
+
+// find looks a blob up in the sorted part.
+func (m *memIndex) find(h BlobHandle) (location, bool) {
+	i, ok := slices.BinarySearchFunc(m.sorted, h, func(e indexEntry, h BlobHandle) int { return compareHandles(e.h, h) })
+	if !ok {
+		return location{}, false
+	}
+	return m.sorted[i].loc, true
+}
+
+// get returns a blob's location.
+func (m *memIndex) get(h BlobHandle) (location, bool) {
+	if loc, ok := m.find(h); ok {
+		return loc, true
+	}
+	loc, ok := m.recent[h]
+	return loc, ok
 }
 
 func (m *memIndex) addPack(p indexPack) error {
@@ -129,16 +197,21 @@ func (m *memIndex) addPack(p indexPack) error {
 			return fmt.Errorf("pack %s: blob at offset %d is beyond the largest pack size", p.ID, e.Offset)
 		}
 		h := BlobHandle{BlobType(e.Type), ID(e.ID)}
-		if _, dup := m.blobs[h]; dup {
+		loc := location{pack: pos, offset: uint32(e.Offset), length: e.Length, rawLength: e.RawLength, comp: e.Compression}
+		if m.loading {
+			m.pending = append(m.pending, indexEntry{h, loc})
 			continue
 		}
-		m.blobs[h] = location{pack: pos, offset: uint32(e.Offset), length: e.Length, rawLength: e.RawLength, comp: e.Compression}
+		if _, dup := m.get(h); dup {
+			continue
+		}
+		m.recent[h] = loc
 	}
 	return nil
 }
 
 func (m *memIndex) lookup(h BlobHandle) (ID, location, bool) {
-	loc, ok := m.blobs[h]
+	loc, ok := m.get(h)
 	if !ok {
 		return ID{}, loc, false
 	}
@@ -182,6 +255,8 @@ func (r *Repository) loadIndex(ctx context.Context, recover bool) error {
 	if err != nil {
 		return err
 	}
+	r.idx.beginLoad()
+	defer r.idx.endLoad()
 	for id := range ids {
 		packs, err := r.readIndexFile(ctx, id)
 		if storage.IsNotFound(err) {
@@ -196,6 +271,7 @@ func (r *Repository) loadIndex(ctx context.Context, recover bool) error {
 			}
 		}
 	}
+	r.idx.endLoad()
 	if !recover {
 		return nil
 	}

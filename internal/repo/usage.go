@@ -123,7 +123,7 @@ func (r *Repository) SnapshotUsage(ctx context.Context, sns []*Snapshot) (*Snaps
 func (r *Repository) storedSize(h BlobHandle) int64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	loc, ok := r.idx.blobs[h]
+	loc, ok := r.idx.get(h)
 	if !ok {
 		return 0
 	}

@@ -1,0 +1,51 @@
+package repo
+
+import (
+	"testing"
+
+	"github.com/backup-runner/runner/internal/repo/pack"
+)
+
+func packEntry(id ID, off uint64) pack.Entry {
+	return pack.Entry{Type: uint8(DataBlob), Length: 10, RawLength: 10, Offset: off, ID: id}
+}
+
+// The in-memory index keeps the first location seen for a blob, whether
+// the duplicates come from index objects (loaded in bulk) or from packs
+// added later, and finds blobs in both parts.
+func TestMemIndexFirstSeenWins(t *testing.T) {
+	id := func(b byte) ID { var i ID; i[0] = b; return i }
+	pk := func(p byte, blobs ...byte) indexPack {
+		ip := indexPack{ID: id(100 + p)}
+		for i, b := range blobs {
+			ip.Entries = append(ip.Entries, packEntry(id(b), uint64(i*10)))
+		}
+		return ip
+	}
+	m := newMemIndex()
+	m.beginLoad()
+	for _, p := range []indexPack{pk(1, 5, 3, 9), pk(2, 3, 7), pk(3, 9)} {
+		if err := m.addPack(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, ok := m.lookup(BlobHandle{DataBlob, id(5)}); ok {
+		t.Fatal("a blob is visible before the load ends")
+	}
+	m.endLoad()
+	if err := m.addPack(pk(4, 7, 11)); err != nil {
+		t.Fatal(err)
+	}
+	for b, wantPack := range map[byte]byte{5: 1, 3: 1, 9: 1, 7: 2, 11: 4} {
+		p, _, ok := m.lookup(BlobHandle{DataBlob, id(b)})
+		if !ok || p != id(100+wantPack) {
+			t.Errorf("blob %d: pack %v %v, want pack %d", b, p[0], ok, 100+wantPack)
+		}
+	}
+	if _, _, ok := m.lookup(BlobHandle{TreeBlob, id(5)}); ok {
+		t.Error("a data blob was found as a tree blob")
+	}
+	if len(m.sorted) != 4 || len(m.recent) != 1 {
+		t.Errorf("sorted %d, recent %d; want 4 and 1", len(m.sorted), len(m.recent))
+	}
+}
