@@ -3,7 +3,6 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
-	"io/fs"
 	"math/rand"
 	"os"
 	"os/exec"
@@ -11,7 +10,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 )
 
 // Interrupting apply in the middle of a backup to a NAS reached through a
@@ -94,31 +92,14 @@ job "data" {
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
-			packBytes := func() (n int64) {
-				_ = filepath.WalkDir(filepath.Join(store, "runner", "data"), func(p string, d fs.DirEntry, err error) error {
-					if err == nil && d.Type().IsRegular() && !strings.Contains(d.Name(), "tmp") {
-						if fi, err := d.Info(); err == nil {
-							n += fi.Size()
-						}
-					}
-					return nil
-				})
-				return n
-			}
-			deadline := time.Now().Add(60 * time.Second)
-			for packBytes() < int64(total/3) {
-				if time.Now().After(deadline) {
-					_ = cmd.Process.Kill()
-					t.Fatal("the backup never got a third of the way")
-				}
-				time.Sleep(5 * time.Millisecond)
-			}
+			repoDir := filepath.Join(store, "runner")
+			waitForPacks(t, cmd, repoDir, int64(total/3))
 			if !mounted(mnt) || !fileExists(vpnUp) {
 				t.Fatalf("during the backup: mounted %v, VPN up %v", mounted(mnt), fileExists(vpnUp))
 			}
 			_ = cmd.Process.Signal(sig)
 			_ = cmd.Wait()
-			uploaded := float64(packBytes())
+			uploaded := float64(packBytes(repoDir))
 			if uploaded >= total {
 				t.Skipf("the backup finished before it was interrupted (%v of %v bytes)", uploaded, total)
 			}

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -147,4 +149,32 @@ func runnerCmd(dir string, env ...string) *exec.Cmd {
 // following a final symlink.
 func utimesNoFollow(path string, ts []syscall.Timespec) error {
 	return unix.UtimesNanoAt(unix.AT_FDCWD, path, []unix.Timespec{unix.Timespec(ts[0]), unix.Timespec(ts[1])}, unix.AT_SYMLINK_NOFOLLOW)
+}
+
+// packBytes sums the sizes of the finished packs under a repository
+// directory (not the temporary files of packs being written).
+func packBytes(repoDir string) (n int64) {
+	_ = filepath.WalkDir(filepath.Join(repoDir, "data"), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() && !strings.Contains(d.Name(), "tmp") {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+// waitForPacks waits until a backup under way has stored at least min
+// bytes of packs, killing cmd and failing the test after a minute.
+func waitForPacks(t *testing.T, cmd *exec.Cmd, repoDir string, min int64) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for packBytes(repoDir) < min {
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			t.Fatal("the backup never got a third of the way")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

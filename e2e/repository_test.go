@@ -342,28 +342,10 @@ func TestKilledBackupResumes(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	packBytes := func() (n int64) {
-		_ = filepath.WalkDir(filepath.Join(nas, "data"), func(p string, d fs.DirEntry, err error) error {
-			if err == nil && d.Type().IsRegular() && !strings.Contains(d.Name(), "tmp") {
-				if fi, err := d.Info(); err == nil {
-					n += fi.Size()
-				}
-			}
-			return nil
-		})
-		return n
-	}
-	deadline := time.Now().Add(60 * time.Second)
-	for packBytes() < int64(total/3) {
-		if time.Now().After(deadline) {
-			_ = cmd.Process.Kill()
-			t.Fatal("the backup never got a third of the way")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitForPacks(t, cmd, nas, int64(total/3))
 	_ = cmd.Process.Signal(syscall.SIGKILL)
 	_ = cmd.Wait()
-	uploaded := float64(packBytes())
+	uploaded := float64(packBytes(nas))
 	if uploaded >= total {
 		t.Skipf("the backup finished before it could be killed (%v of %v bytes)", uploaded, total)
 	}
