@@ -21,7 +21,9 @@ import (
 // LoadConfig is what Load needs.
 type LoadConfig struct {
 	Conn ConnOptions
-	// Parallel is the number of worker connections (default: CPUs).
+	// Parallel is the number of loading connections (default: twice the
+	// CPUs: a load is bound by the server, and more connections than cores
+	// keep it busy while the client converts the next rows).
 	Parallel int
 	// Manifest of the snapshot being loaded (from its meta).
 	Manifest *Manifest
@@ -88,7 +90,7 @@ func Load(ctx context.Context, cfg LoadConfig, next LoadSource) (*LoadResult, er
 		return nil, errors.New("load: no manifest")
 	}
 	if cfg.Parallel <= 0 {
-		cfg.Parallel = runtime.NumCPU()
+		cfg.Parallel = 2 * runtime.NumCPU()
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
