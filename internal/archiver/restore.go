@@ -70,9 +70,15 @@ type rseg struct {
 // copy of the node, not a pointer into its parent's listing, so that the
 // listings of finished directories can be freed: memory grows with the
 // number of directories only.
+// dirMeta is what finish needs of a directory: only the fields meta
+// uses, not the whole node (a tree of 50,000 directories would otherwise
+// hold megabytes of names, owners' names and subtree ids to the end).
 type dirMeta struct {
-	path string
-	node repo.Node
+	path     string
+	mode     uint32
+	uid, gid uint32
+	mtime    int64
+	xattrs   []repo.Xattr
 }
 
 type hardlink struct{ path, target string }
@@ -205,7 +211,7 @@ func (rs *restorer) node(n *repo.Node, parent string, sel *selection) error {
 		if err := mkdirFresh(p); err != nil {
 			return fmt.Errorf("%s: %w", p, err)
 		}
-		rs.dirs = append(rs.dirs, dirMeta{p, *n})
+		rs.dirs = append(rs.dirs, dirMeta{path: p, mode: n.Mode, uid: n.UID, gid: n.GID, mtime: n.ModTime, xattrs: n.Xattrs})
 		rs.dirCount.Add(1)
 		children, err := rs.r.LoadTree(rs.ctx, n.Subtree)
 		if err != nil {
@@ -523,7 +529,8 @@ func (rs *restorer) finish() error {
 			return context.Cause(rs.ctx)
 		}
 		d := &rs.dirs[i]
-		if err := rs.meta(&d.node, d.path); err != nil {
+		n := repo.Node{Type: repo.NodeDir, Mode: d.mode, UID: d.uid, GID: d.gid, ModTime: d.mtime, Xattrs: d.xattrs}
+		if err := rs.meta(&n, d.path); err != nil {
 			return fmt.Errorf("%s: %w", d.path, err)
 		}
 	}
