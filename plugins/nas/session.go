@@ -9,8 +9,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/backup-runner/runner/plugins/sdk"
 )
@@ -34,6 +36,11 @@ type session struct {
 	readOnly bool
 	mount    *mountRef // the mount this session uses; nil without mount
 	released atomic.Bool
+	// files counts the files the verbs have open (a Put being written or
+	// cleaned up, a Get not yet closed): Release waits for them, since an
+	// unmount with an open file fails ("target is busy"). Over RPC the host
+	// may have a verb's error before the plugin has closed its file.
+	files atomic.Int64
 }
 
 func (s *session) LocalRoot() string { return s.root }
@@ -109,6 +116,8 @@ func (s *session) Put(ctx context.Context, name string, r io.Reader, size int64)
 	if err := os.MkdirAll(dir, dirPerm); err != nil {
 		return s.fail("put", name, err)
 	}
+	s.files.Add(1)
+	defer s.files.Add(-1)
 	f, err := os.CreateTemp(dir, tmpPrefix+"*")
 	if err != nil {
 		return s.fail("put", name, err)
@@ -157,6 +166,7 @@ func (s *session) Get(ctx context.Context, name string, offset, length int64) (i
 	if err != nil {
 		return nil, s.fail("get", name, notFound(err))
 	}
+	s.files.Add(1)
 	fi, err := f.Stat()
 	if err == nil && !fi.Mode().IsRegular() {
 		err = fmt.Errorf("%w (not a regular file)", sdk.ErrNotFound)
@@ -166,21 +176,28 @@ func (s *session) Get(ctx context.Context, name string, offset, length int64) (i
 	}
 	if err != nil {
 		_ = f.Close()
+		s.files.Add(-1)
 		return nil, s.fail("get", name, err)
 	}
 	n := length
 	if n == 0 {
 		n = fi.Size() - offset
 	}
-	return &readCloser{Reader: ctxReader{ctx, io.NewSectionReader(f, offset, n)}, f: f}, nil
+	return &readCloser{Reader: ctxReader{ctx, io.NewSectionReader(f, offset, n)}, f: f, done: func() { s.files.Add(-1) }}, nil
 }
 
 type readCloser struct {
 	io.Reader
-	f *os.File
+	f    *os.File
+	done func()
+	once sync.Once
 }
 
-func (r *readCloser) Close() error { return r.f.Close() }
+func (r *readCloser) Close() error {
+	err := r.f.Close()
+	r.once.Do(r.done)
+	return err
+}
 
 // List walks the directory the prefix points into and reports every
 // object whose name starts with prefix, in lexical order. Directories
@@ -307,6 +324,11 @@ func (s *session) Release(ctx context.Context) error {
 	}
 	if s.mount == nil {
 		return nil
+	}
+	// Files still open (see files) would make the unmount fail; a reader
+	// the host never closes must not hold the mount for ever.
+	for deadline := time.Now().Add(30 * time.Second); s.files.Load() > 0 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
 	}
 	if err := s.mount.release(ctx); err != nil {
 		return fmt.Errorf("%s: %w", s.label, err)
