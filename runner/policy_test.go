@@ -366,6 +366,31 @@ job "j" {
 	if ents, _ := os.ReadDir(filepath.Join(f.eng.Config.Runner.StateDir, "restore")); len(ents) != 0 {
 		t.Fatalf("staging left behind: %v", ents)
 	}
+
+	// A dry run and the restore after it share one staging: the tree is
+	// restored once, and the same root reaches the plugin both times.
+	stage := f.eng.NewStaging()
+	f.src.applied = nil
+	for _, dry := range []bool{true, false} {
+		if _, err := f.eng.RestoreThroughSource(ctx, jr.Repo, f.eng.Config.Jobs[0], sn, runner.SourceRestoreOptions{DryRun: dry, Staging: stage}); err != nil {
+			t.Fatal(err)
+		}
+		// A marker of this staging: a restaged tree would have a.txt back.
+		staged, _ := filepath.Glob(filepath.Join(f.eng.Config.Runner.StateDir, "restore", "stage-*", "*", "*", "a.txt"))
+		for _, p := range staged {
+			_ = os.Remove(p)
+		}
+	}
+	want = []string{"tree " + data + ": a.txt=alpha sub/b.txt=beta", "stream db: rows", "tree " + data + ": sub/b.txt=beta", "stream db: rows"}
+	if strings.Join(f.src.applied, "|") != strings.Join(want, "|") {
+		t.Fatalf("with a shared staging, applied %q, want %q (the tree staged once)", f.src.applied, want)
+	}
+	if err := stage.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(f.eng.Config.Runner.StateDir, "restore")); len(ents) != 0 {
+		t.Fatalf("staging left behind after Close: %v", ents)
+	}
 }
 
 // withAttr returns a configuration object with one attribute replaced.

@@ -29,6 +29,59 @@ type SourceRestoreOptions struct {
 	// under this directory, instead of into place.
 	Destination string
 	DryRun      bool
+	// Staging, if set, keeps the staged tree items for a later call on the
+	// same snapshot (a dry run, then the restore): each tree is restored
+	// once. The caller closes it. Without it, a call stages and removes its
+	// own.
+	Staging *Staging
+}
+
+// Staging holds the tree items of one snapshot restored by the host for
+// restores through the source, under state_dir/restore.
+type Staging struct {
+	e     *Engine
+	dir   string
+	roots map[int]string // item index -> restored root
+}
+
+// NewStaging returns an empty staging area; Close removes it.
+func (e *Engine) NewStaging() *Staging { return &Staging{e: e, roots: map[int]string{}} }
+
+// Close removes what was staged.
+func (st *Staging) Close() error {
+	if st.dir == "" {
+		return nil
+	}
+	return os.RemoveAll(st.dir)
+}
+
+// tree restores item i of a snapshot (verifying every chunk), unless it is
+// staged already, and returns the restored root.
+func (st *Staging) tree(ctx context.Context, r *repo.Repository, i int, it repo.Item) (string, error) {
+	if root, ok := st.roots[i]; ok {
+		return root, nil
+	}
+	if st.dir == "" {
+		base := filepath.Join(st.e.Config.Runner.StateDir, "restore")
+		if err := os.MkdirAll(base, 0o700); err != nil {
+			return "", fmt.Errorf("staging directory: %w", err)
+		}
+		d, err := os.MkdirTemp(base, "stage-")
+		if err != nil {
+			return "", fmt.Errorf("staging directory: %w", err)
+		}
+		st.dir = d
+	}
+	dst := filepath.Join(st.dir, strconv.Itoa(i))
+	if _, err := archiver.Restore(ctx, r, it, dst, archiver.RestoreOptions{Owners: os.Geteuid() == 0, Log: st.e.log()}); err != nil {
+		return "", fmt.Errorf("stage item %q: %w", it.Name, err)
+	}
+	ents, err := os.ReadDir(dst)
+	if err != nil || len(ents) != 1 {
+		return "", fmt.Errorf("stage item %q: expected one top entry in %s (%v)", it.Name, dst, err)
+	}
+	st.roots[i] = filepath.Join(dst, ents[0].Name())
+	return st.roots[i], nil
 }
 
 // RestoreThroughSource hands a snapshot's items to the job's source plugin,
@@ -49,8 +102,13 @@ func (e *Engine) RestoreThroughSource(ctx context.Context, r *repo.Repository, j
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", j.Source.Address, err)
 	}
-	rd := &snapshotItems{ctx: ctx, r: r, items: sn.Items, e: e}
-	defer rd.close()
+	stage := o.Staging
+	if stage == nil {
+		stage = e.NewStaging()
+		defer func() { _ = stage.Close() }()
+	}
+	rd := &snapshotItems{ctx: ctx, r: r, items: sn.Items, stage: stage}
+	defer rd.finish()
 	err = src.Apply(ctx, sdk.ApplyRequest{
 		Instance:     instance(j.Source),
 		SnapshotMeta: sn.Source,
@@ -77,11 +135,10 @@ func (e *Engine) RestoreThroughSource(ctx context.Context, r *repo.Repository, j
 // next one starts.
 type snapshotItems struct {
 	ctx   context.Context
-	e     *Engine
 	r     *repo.Repository
 	items []repo.Item
 	next  int
-	stage string // staging directory of tree items, "" until one is staged
+	stage *Staging
 
 	pr   *io.PipeReader
 	done chan struct{}
@@ -97,7 +154,7 @@ func (s *snapshotItems) Next() (sdk.Item, io.Reader, error) {
 	it := s.items[s.next]
 	s.next++
 	if it.Kind == repo.ItemTree {
-		root, err := s.stageTree(it)
+		root, err := s.stage.tree(s.ctx, s.r, s.next-1, it)
 		if err != nil {
 			s.setErr(err)
 			return sdk.Item{}, nil, err
@@ -132,38 +189,6 @@ func (s *snapshotItems) setErr(err error) {
 	defer s.mu.Unlock()
 	if s.fail == nil {
 		s.fail = err
-	}
-}
-
-// stageTree restores a tree item into the staging directory (verifying
-// every chunk) and returns the restored root.
-func (s *snapshotItems) stageTree(it repo.Item) (string, error) {
-	if s.stage == "" {
-		base := filepath.Join(s.e.Config.Runner.StateDir, "restore")
-		if err := os.MkdirAll(base, 0o700); err != nil {
-			return "", fmt.Errorf("staging directory: %w", err)
-		}
-		d, err := os.MkdirTemp(base, "stage-")
-		if err != nil {
-			return "", fmt.Errorf("staging directory: %w", err)
-		}
-		s.stage = d
-	}
-	dst := filepath.Join(s.stage, strconv.Itoa(s.next))
-	if _, err := archiver.Restore(s.ctx, s.r, it, dst, archiver.RestoreOptions{Owners: os.Geteuid() == 0, Log: s.e.log()}); err != nil {
-		return "", fmt.Errorf("stage item %q: %w", it.Name, err)
-	}
-	ents, err := os.ReadDir(dst)
-	if err != nil || len(ents) != 1 {
-		return "", fmt.Errorf("stage item %q: expected one top entry in %s (%v)", it.Name, dst, err)
-	}
-	return filepath.Join(dst, ents[0].Name()), nil
-}
-
-func (s *snapshotItems) close() {
-	s.finish()
-	if s.stage != "" {
-		_ = os.RemoveAll(s.stage)
 	}
 }
 

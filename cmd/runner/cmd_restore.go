@@ -144,6 +144,10 @@ func runRestore(ctx context.Context, g *globals, o restoreOptions, args []string
 	}
 	var res *runner.RestoreResult
 	var safety string
+	// The dry run that says what will change and the restore stage the
+	// snapshot's trees once, for both.
+	staging := eng.NewStaging()
+	defer func() { _ = staging.Close() }()
 	sn, err := runner.SelectSnapshot(ctx, jr.Repo, j.Name, o.snapshot, at)
 	if err == nil && inPlace && !o.dryRun {
 		fmt.Fprintf(g.stdout, "Restoring snapshot %s of %s (%s, %s) into place: this replaces the live data of %s.\n",
@@ -157,7 +161,7 @@ func runRestore(ctx context.Context, g *globals, o restoreOptions, args []string
 			dryOpts[k] = v
 		}
 		var notes []string
-		notes, err = eng.RestoreThroughSource(ctx, jr.Repo, j, sn, runner.SourceRestoreOptions{Options: dryOpts, DryRun: true})
+		notes, err = eng.RestoreThroughSource(ctx, jr.Repo, j, sn, runner.SourceRestoreOptions{Options: dryOpts, DryRun: true, Staging: staging})
 		if err == nil {
 			for _, n := range notes {
 				fmt.Fprintf(g.stdout, "  %s\n", n)
@@ -176,7 +180,7 @@ func runRestore(ctx context.Context, g *globals, o restoreOptions, args []string
 	var notes []string
 	if err == nil {
 		if throughSource {
-			notes, err = eng.RestoreThroughSource(ctx, jr.Repo, j, sn, runner.SourceRestoreOptions{Options: srcOpts, Destination: o.to, DryRun: o.dryRun})
+			notes, err = eng.RestoreThroughSource(ctx, jr.Repo, j, sn, runner.SourceRestoreOptions{Options: srcOpts, Destination: o.to, DryRun: o.dryRun, Staging: staging})
 		} else {
 			res, err = eng.RestoreSnapshot(ctx, jr.Repo, sn, runner.RestoreOptions{To: o.to, Include: o.include})
 		}
