@@ -234,7 +234,7 @@ func (e *Engine) runJob(ctx context.Context, j *config.Job, jp *JobPlan, opts Ap
 	if st != nil {
 		e.recordRun(st, res, start, log)
 		res.Duration = time.Since(began)
-		e.notifyRun(ctx, j, res, log)
+		e.notifyRun(ctx, j, res)
 	}
 	return res
 }

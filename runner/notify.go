@@ -3,7 +3,6 @@ package runner
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -52,7 +51,7 @@ func (e *Engine) Notify(ctx context.Context, j *config.Job, n sdk.Notification) 
 // notifyRun tells the job's notifiers how a run ended: failure, or
 // recovery (success after failures) or success, and forget when the run
 // forgot snapshots.
-func (e *Engine) notifyRun(ctx context.Context, j *config.Job, res *JobResult, log *slog.Logger) {
+func (e *Engine) notifyRun(ctx context.Context, j *config.Job, res *JobResult) {
 	if len(j.Notify) == 0 {
 		return
 	}
@@ -108,7 +107,6 @@ func (e *Engine) notifyRun(ctx context.Context, j *config.Job, res *JobResult, l
 	for _, w := range warns {
 		res.Warnings = append(res.Warnings, "notify "+w)
 	}
-	_ = log
 }
 
 func short(id string) string {
