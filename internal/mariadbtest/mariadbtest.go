@@ -53,6 +53,21 @@ func Start(t testing.TB) *Server {
 // one server among a package's tests; the caller must Stop it.
 func New() (*Server, error) { return start() }
 
+// Main is a package's TestMain sharing one server among its tests: it
+// starts the server into *srv, runs the tests, stops the server and exits
+// with the tests' code (1, with the reason, if the server cannot start).
+func Main(m *testing.M, srv **Server) {
+	s, err := start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "mariadbtest:", err)
+		os.Exit(1)
+	}
+	*srv = s
+	code := m.Run()
+	_ = s.Stop()
+	os.Exit(code)
+}
+
 // findTool looks a program up in PATH, then where Debian installs it
 // (mariadbd is in /usr/sbin, which a non-login PATH may lack).
 func findTool(name string) (string, error) {

@@ -25,17 +25,7 @@ import (
 // starts its own).
 var srv *mariadbtest.Server
 
-func TestMain(m *testing.M) {
-	var err error
-	srv, err = mariadbtest.New()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "mariadbtest:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	_ = srv.Stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { mariadbtest.Main(m, &srv) }
 
 func conn(t testing.TB, s *mariadbtest.Server) *client.Conn {
 	t.Helper()

@@ -35,19 +35,11 @@ import (
 var srv *mariadbtest.Server
 
 func TestMain(m *testing.M) {
-	var err error
-	if _, _, err = wptest.Fetch(); err != nil {
+	if _, _, err := wptest.Fetch(); err != nil {
 		fmt.Fprintln(os.Stderr, "wptest:", err)
 		os.Exit(1)
 	}
-	srv, err = mariadbtest.New()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "mariadbtest:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	_ = srv.Stop()
-	os.Exit(code)
+	mariadbtest.Main(m, &srv)
 }
 
 func source(t *testing.T) *rpc.SourceClient {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -17,17 +16,7 @@ import (
 // One server for the package's tests; each test uses its own databases.
 var srv *mariadbtest.Server
 
-func TestMain(m *testing.M) {
-	var err error
-	srv, err = mariadbtest.New()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "mariadbtest:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	_ = srv.Stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { mariadbtest.Main(m, &srv) }
 
 func rootConn() ConnOptions { return ConnOptions{Addr: srv.Addr(), User: "root"} }
 
