@@ -158,6 +158,9 @@ func (e *Engine) runJob(ctx context.Context, j *config.Job, jp *JobPlan, opts Ap
 		defer cancel()
 	}
 
+	plugins := &jobPlugins{launcher: e.Plugins}
+	defer plugins.close()
+
 	var st *JobState
 	if !opts.DryRun && !opts.Safety {
 		lock, err := e.LockJob(ctx, j.Name, opts.LockWait)
@@ -200,7 +203,7 @@ func (e *Engine) runJob(ctx context.Context, j *config.Job, jp *JobPlan, opts Ap
 			msg := fmt.Sprintf("job %s: this server becomes %s (it was %s)", j.Name, j.Role, st.Role)
 			log.Warn(msg)
 			res.Notes = append(res.Notes, msg)
-			for _, w := range e.Notify(ctx, j, sdk.Notification{Event: sdk.EventRoleChange, Subject: msg, Body: msg + ".\n",
+			for _, w := range e.notify(ctx, plugins, j, sdk.Notification{Event: sdk.EventRoleChange, Subject: msg, Body: msg + ".\n",
 				Fields: map[string]string{"from": st.Role, "to": string(j.Role)}}) {
 				res.Warnings = append(res.Warnings, "notify "+w)
 			}
@@ -216,15 +219,12 @@ func (e *Engine) runJob(ctx context.Context, j *config.Job, jp *JobPlan, opts Ap
 		log.Info("full run: every file is read again", "why", jp.FullReason)
 	}
 
-	plugins := &jobPlugins{launcher: e.Plugins}
-	defer plugins.close()
-
 	env := map[string]string{"RUNNER_JOB": j.Name, "RUNNER_ROLE": string(j.Role)}
 	if opts.DryRun {
 		env["RUNNER_DRY_RUN"] = "1"
 	}
 	if !opts.DryRun && !opts.Safety {
-		for _, w := range e.Notify(ctx, j, sdk.Notification{Event: sdk.EventStart, Subject: fmt.Sprintf("job %s started", j.Name)}) {
+		for _, w := range e.notify(ctx, plugins, j, sdk.Notification{Event: sdk.EventStart, Subject: fmt.Sprintf("job %s started", j.Name)}) {
 			res.Warnings = append(res.Warnings, "notify "+w)
 		}
 	}
@@ -234,7 +234,7 @@ func (e *Engine) runJob(ctx context.Context, j *config.Job, jp *JobPlan, opts Ap
 	if st != nil {
 		e.recordRun(st, res, start, log)
 		res.Duration = time.Since(began)
-		e.notifyRun(ctx, j, res)
+		e.notifyRun(ctx, plugins, j, res)
 	}
 	return res
 }

@@ -24,6 +24,17 @@ func (e *Engine) Notify(ctx context.Context, j *config.Job, n sdk.Notification) 
 	if len(j.Notify) == 0 {
 		return nil
 	}
+	plugins := &jobPlugins{launcher: e.Plugins}
+	defer plugins.close()
+	return e.notify(ctx, plugins, j, n)
+}
+
+// notify is Notify with the job's plugin processes, so that the several
+// notifications of one run start each notifier plugin once.
+func (e *Engine) notify(ctx context.Context, plugins *jobPlugins, j *config.Job, n sdk.Notification) []string {
+	if len(j.Notify) == 0 {
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), notifyTimeout)
 	defer cancel()
 	if n.Fields == nil {
@@ -32,8 +43,6 @@ func (e *Engine) Notify(ctx context.Context, j *config.Job, n sdk.Notification) 
 	n.Fields["job"] = j.Name
 	n.Fields["role"] = string(j.Role)
 	n.Fields["host"] = Hostname()
-	plugins := &jobPlugins{launcher: e.Plugins}
-	defer plugins.close()
 	var warnings []string
 	for _, in := range j.Notify {
 		c, err := plugins.get(ctx, schema.KindNotify, in.Block.TypeName)
@@ -51,7 +60,7 @@ func (e *Engine) Notify(ctx context.Context, j *config.Job, n sdk.Notification) 
 // notifyRun tells the job's notifiers how a run ended: failure, or
 // recovery (success after failures) or success, and forget when the run
 // forgot snapshots.
-func (e *Engine) notifyRun(ctx context.Context, j *config.Job, res *JobResult) {
+func (e *Engine) notifyRun(ctx context.Context, plugins *jobPlugins, j *config.Job, res *JobResult) {
 	if len(j.Notify) == 0 {
 		return
 	}
@@ -89,7 +98,7 @@ func (e *Engine) notifyRun(ctx context.Context, j *config.Job, res *JobResult) {
 		fmt.Fprintf(&body, "warning: %s\n", w)
 	}
 	n.Body = body.String()
-	warns := e.Notify(ctx, j, n)
+	warns := e.notify(ctx, plugins, j, n)
 	if len(res.Forgotten) > 0 {
 		var fb strings.Builder
 		ids := make([]string, 0, len(res.Forgotten))
@@ -97,7 +106,7 @@ func (e *Engine) notifyRun(ctx context.Context, j *config.Job, res *JobResult) {
 			ids = append(ids, short(f.Snapshot))
 			fmt.Fprintf(&fb, "forgot %s from %s: %s\n", short(f.Snapshot), f.Time.Format(time.RFC3339), f.Reason)
 		}
-		warns = append(warns, e.Notify(ctx, j, sdk.Notification{
+		warns = append(warns, e.notify(ctx, plugins, j, sdk.Notification{
 			Event:   sdk.EventForget,
 			Subject: fmt.Sprintf("job %s forgot %d snapshots", j.Name, len(res.Forgotten)),
 			Body:    fb.String(),
