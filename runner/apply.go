@@ -50,7 +50,7 @@ type JobResult struct {
 	Forgotten []Forget  `json:"forgotten,omitempty"`
 	// Snapshots is how many snapshots the job has after the run, and
 	// HeldBytes the stored space they hold (-1: not measured, as only jobs
-	// with a retention policy measure it).
+	// with a max_size quota measure it).
 	Snapshots int           `json:"snapshots"`
 	HeldBytes int64         `json:"held_bytes"`
 	Warnings  []string      `json:"warnings,omitempty"`

@@ -87,8 +87,11 @@ func (e *Engine) decideRetention(ctx context.Context, r *repo.Repository, j *con
 	if pending {
 		infos = append(infos, policies.SnapshotInfo{ID: pendingID, Time: now})
 	}
+	// Measuring walks every distinct tree of the job's snapshots: done for
+	// a quota, and for a plan, which shows the space each forget frees;
+	// not after every backup of a job without a quota.
 	var usage *repo.SnapshotUsage
-	if ret.MaxSize > 0 || len(sns) > 0 {
+	if len(sns) > 0 && (ret.MaxSize > 0 || pending) {
 		var err error
 		if usage, err = r.SnapshotUsage(ctx, sns); err != nil {
 			return nil, fmt.Errorf("measure the space of job %s's snapshots: %w", j.Name, err)

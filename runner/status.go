@@ -117,7 +117,7 @@ func Metrics(sts []*JobStatus) []byte {
 		{"runner_job_snapshots", "Snapshots of the job after its last successful run.", "gauge", func(s *JobStatus) (float64, bool) {
 			return float64(s.Snaps), s.Last != nil
 		}},
-		{"runner_job_held_bytes", "Stored bytes the job's snapshots hold (jobs with a retention policy).", "gauge", func(s *JobStatus) (float64, bool) {
+		{"runner_job_held_bytes", "Stored bytes the job's snapshots hold (jobs with a max_size quota).", "gauge", func(s *JobStatus) (float64, bool) {
 			return float64(s.Held), s.Held >= 0
 		}},
 		{"runner_job_quota_bytes", "The job's max_size quota.", "gauge", func(s *JobStatus) (float64, bool) {
