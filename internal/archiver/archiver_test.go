@@ -326,7 +326,26 @@ func TestCancelBackup(t *testing.T) {
 			t.Fatalf("after %d opens: err %v, want context.Canceled", after, err)
 		}
 		settleGoroutines(t, base)
+		// Files the prefetcher opened but no worker read are closed too.
+		if open := openFilesUnder(t, root); len(open) != 0 {
+			t.Fatalf("after %d opens: still open: %v", after, open)
+		}
 	}
+}
+
+// openFilesUnder lists this process's open descriptors on paths in dir.
+func openFilesUnder(t *testing.T, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	must(t, err)
+	var open []string
+	for _, e := range ents {
+		target, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name()))
+		if err == nil && strings.HasPrefix(target, dir+"/") {
+			open = append(open, target)
+		}
+	}
+	return open
 }
 
 // A file that grows while it is read is stored as read, counted, and kept

@@ -16,25 +16,29 @@
 //
 // # Backup pipeline
 //
-// Tree runs one walker goroutine, a few file workers, a pool of chunk
-// savers and one tree saver, all owned by the call and stopped on the first
-// fatal error or when the context ends:
+// Tree runs one walker goroutine, a prefetcher, a few file workers, a
+// pool of chunk savers and one tree saver, all owned by the call and
+// stopped on the first fatal error or when the context ends:
 //
-//	walker --files (bounded)--> file workers --chunks--> chunk savers
-//	   \                                                     |
-//	    --directories, post-order--> tree saver <-- slots filled --
+//	walker --files--> prefetcher --open files--> file workers --chunks--> chunk savers
+//	   \                                                                   |
+//	    --directories, post-order--> tree saver <-- slots filled -----------
 //
 // The walker does a depth-first walk with sorted listings and one lstat
 // (fstatat) per entry. Symlinks, devices and files unchanged since the
 // previous run (the change cache) are captured by the walker itself;
-// other regular files go to the workers, which read and chunk them and
-// save the chunks, handing some to the chunk savers so that one large file
-// keeps every core busy. Each directory has one slot per entry; after
-// listing a directory (and walking its subdirectories) the walker queues
-// it for the tree saver, which waits until the directory's files are
-// saved, saves its tree and fills the directory's slot in its parent.
-// Memory is bounded: a fixed number of chunk buffers, a bounded queue of
-// files, and the listings of the directories on the current path.
+// other regular files go to the prefetcher, which opens them and asks the
+// kernel to start reading them (FADV_WILLNEED) so that the disk works
+// while the workers hash and compress, then to the workers, which read and
+// chunk them and save the chunks, handing some to the chunk savers so that
+// one large file keeps every core busy. Each directory has one slot per
+// entry; after listing a directory (and walking its subdirectories) the
+// walker queues it for the tree saver, which waits until the directory's
+// files are saved, saves its tree and fills the directory's slot in its
+// parent. Memory is bounded: a fixed number of chunk buffers, bounded
+// queues of files, and the listings of the directories on the current
+// path. The bytes asked of the kernel ahead of the workers are bounded
+// too; they go to the page cache, not into this process.
 //
 // An entry that cannot be read (open, read or stat fails) is left out,
 // counted in Stats.Errors and listed in Stats.Unreadable; the caller marks

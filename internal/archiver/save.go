@@ -200,7 +200,10 @@ func (a *Archiver) openForRead(path string) (int, unix.Stat_t, error) {
 // repository failed or the run was cancelled).
 func (t *treeRun) saveFile(c *chunker.Chunker, j *fileJob) error {
 	a := t.a
-	fd, st, err := a.openForRead(j.abs)
+	// The prefetcher opened the file; the budget it holds is returned as
+	// soon as the file is read.
+	defer t.doneReading(j)
+	fd, st, err := j.fd, j.st, j.openErr
 	if err != nil {
 		if errors.Is(err, unix.ENOENT) {
 			// Deleted since it was listed (temporary files do that): the
@@ -213,7 +216,6 @@ func (t *treeRun) saveFile(c *chunker.Chunker, j *fileJob) error {
 		j.parent.release()
 		return nil
 	}
-	defer func() { _ = unix.Close(fd) }()
 	if a.openedHook != nil {
 		a.openedHook(j.abs)
 	}
