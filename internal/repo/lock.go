@@ -198,7 +198,12 @@ func (r *Repository) writeLock(ctx context.Context, hl *heldLock) error {
 	hl.name, hl.lastRefresh = name, now
 	hl.mu.Unlock()
 	if old != "" {
-		if err := r.st.Delete(ctx, old); err != nil && !storage.IsNotFound(err) {
+		// Not cancellable: a refresh that Close cancels between writing
+		// the new object and deleting the old one would leave the old one
+		// behind, for other runs to wait on until it goes stale.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		if err := r.st.Delete(dctx, old); err != nil && !storage.IsNotFound(err) {
 			r.log.Warn("could not remove the previous lock object", "lock", old, "err", err)
 		}
 	}
