@@ -25,7 +25,9 @@
 //	    --directories, post-order--> tree saver <-- slots filled -----------
 //
 // The walker does a depth-first walk with sorted listings and one lstat
-// (fstatat) per entry. Symlinks, devices and files unchanged since the
+// (fstatat) per entry; a few listers read the directories it will come to
+// next (listing and stat'ing their entries) in parallel, ahead of it, in
+// the walk's order (listing.go). Symlinks, devices and files unchanged since the
 // previous run (the change cache) are captured by the walker itself;
 // other regular files go to the prefetcher, which opens them and asks the
 // kernel to start reading them (FADV_WILLNEED) so that the disk works
@@ -36,8 +38,8 @@
 // walker queues it for the tree saver, which waits until the directory's
 // files are saved, saves its tree and fills the directory's slot in its
 // parent. Memory is bounded: a fixed number of chunk buffers, bounded
-// queues of files, and the listings of the directories on the current
-// path. The bytes asked of the kernel ahead of the workers are bounded
+// queues of files, the listings of the directories on the current path,
+// and a bounded number of listings read ahead. The bytes asked of the kernel ahead of the workers are bounded
 // too; they go to the page cache, not into this process.
 //
 // An entry that cannot be read (open, read or stat fails) is left out,

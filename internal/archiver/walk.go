@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -97,7 +96,9 @@ type treeRun struct {
 	size     atomic.Uint64 // bytes of the files of this item
 	rootTree repo.ID       // set by the tree saver from the top state
 
-	// direntBuf is the walker's getdents buffer.
+	// la lists directories ahead of the walker; direntBuf is the
+	// walker's getdents buffer for those it lists itself.
+	la        *lookahead
 	direntBuf []byte
 }
 
@@ -168,7 +169,10 @@ func (t *treeRun) run() (repo.ID, uint64, error) {
 		defer close(saverDone)
 		t.treeSaver()
 	}()
+	t.la = startLookahead(t.ctx, t.match, t.oneFS)
+	t.direntBuf = make([]byte, 64<<10)
 	walkErr := t.walk()
+	t.la.stop()
 	// The walker owns its queues: closing them lets the prefetcher, the
 	// workers and the tree saver finish what is queued and return.
 	close(t.opens)
@@ -206,10 +210,10 @@ func (t *treeRun) walk() error {
 	if isDir(&st) {
 		// For the root, walkDir fails instead of counting it unreadable:
 		// an item without its root is not a partial backup but none.
-		if err := t.walkDir(top, 0, node, t.root, "", t.sel, uint64(st.Dev), true); err != nil {
+		if err := t.walkDir(top, 0, node, newListing(t.root, "", true, t.sel, uint64(st.Dev))); err != nil {
 			return err
 		}
-	} else if err := t.entry(top, 0, -1, node.Name, &st, t.root, "", selectAll, uint64(st.Dev), false); err != nil {
+	} else if err := t.entry(top, 0, node.Name, &st, t.root, "", selectAll, false); err != nil {
 		return err
 	}
 	top.release()
@@ -226,62 +230,46 @@ func (t *treeRun) queueDir(d *dirState) error {
 	}
 }
 
-// walkDir lists a directory and captures its entries; subdirectories are
-// walked recursively, so directories reach the tree saver in post-order.
-// The directory is stat'ed by the caller (one stat per entry); its
-// descriptor is closed before the walker descends, so the walk holds one
-// open directory at a time however deep the tree is.
-func (t *treeRun) walkDir(parent *dirState, index int, node repo.Node, abs, rel string, sel *selection, refDev uint64, isRoot bool) error {
-	flags := unix.O_RDONLY | unix.O_DIRECTORY
-	if !isRoot {
-		// A directory swapped for a symlink since the stat must not lead
-		// the walk out of the tree.
-		flags |= unix.O_NOFOLLOW
+// walkDir captures a directory from its listing (listed ahead by a lister,
+// or now): non-directories first, then the subdirectories, recursively, so
+// that directories reach the tree saver in post-order. The walker holds no
+// open directory: listings are read whole (see listing.go).
+func (t *treeRun) walkDir(parent *dirState, index int, node repo.Node, l *listing) error {
+	if !t.la.await(t.ctx, l, t.direntBuf) {
+		return context.Cause(t.ctx)
 	}
-	fd, err := openNoAtime(abs, flags)
-	if err != nil {
-		if isRoot {
-			return fmt.Errorf("root %s: %w", abs, err)
+	abs, rel, sel := l.abs, l.rel, l.sel
+	if l.err != nil {
+		t.la.release(l)
+		if l.isRoot {
+			return fmt.Errorf("root %s: %w", abs, l.err)
 		}
-		if errors.Is(err, unix.ENOENT) {
+		if errors.Is(l.err, unix.ENOENT) && l.errWhat == "open directory" {
 			t.a.warn("vanished during the backup", abs, nil)
 		} else {
-			t.a.unreadableEntry(abs, fmt.Errorf("open directory: %w", err))
+			t.a.unreadableEntry(abs, fmt.Errorf("%s: %w", l.errWhat, l.err))
 		}
 		return nil
 	}
-	if xa, err := fdXattrs(fd); err != nil {
-		t.a.warn("cannot read extended attributes", abs, err)
+	if l.xattrErr != nil {
+		t.a.warn("cannot read extended attributes", abs, l.xattrErr)
 	} else {
-		node.Xattrs = xa
+		node.Xattrs = l.xattrs
 	}
-	var names []string
-	if sel.all {
-		names, err = t.readNames(fd)
-		if err != nil {
-			_ = unix.Close(fd)
-			if isRoot {
-				return fmt.Errorf("root %s: %w", abs, err)
-			}
-			t.a.unreadableEntry(abs, fmt.Errorf("list directory: %w", err))
-			return nil
-		}
-	} else {
-		names = sel.names()
-	}
+	names := l.names
 	d := newDirState(parent, index, rel, node, len(names))
-	// First pass, with the directory open: stat everything, capture
-	// non-directories. Second pass, closed: descend.
+	// First pass: capture non-directories, choose the subdirectories to
+	// walk (their listings were queued by list). Second pass: descend.
 	type sub struct {
-		i   int
-		st  unix.Stat_t
-		sel *selection
+		node repo.Node
+		l    *listing
+		i    int
 	}
 	var subdirs []sub
 	for i, name := range names {
 		var cst unix.Stat_t
-		if err := unix.Fstatat(fd, name, &cst, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			cabs := join(abs, name)
+		cabs := join(abs, name)
+		if err := l.stat(i, &cst); err != nil {
 			switch {
 			case !sel.all:
 				// An explicitly chosen path is missing: that is the
@@ -295,19 +283,29 @@ func (t *treeRun) walkDir(parent *dirState, index int, node repo.Node, abs, rel 
 			continue
 		}
 		csel := sel.child(name)
+		crel := joinRel(rel, name)
 		if isDir(&cst) {
-			subdirs = append(subdirs, sub{i, cst, csel})
+			if cnode, cdev, ok := t.admitDir(name, &cst, cabs, crel, l.refDev, !sel.all); ok {
+				var cl *listing
+				if i < len(l.children) {
+					cl = l.children[i]
+				}
+				if cl == nil {
+					// Past the entries list stat'ed: listed when reached.
+					cl = newListing(cabs, crel, false, csel, cdev)
+				}
+				subdirs = append(subdirs, sub{cnode, cl, i})
+			}
 			continue
 		}
-		if err := t.entry(d, i, fd, name, &cst, join(abs, name), joinRel(rel, name), csel, refDev, !sel.all); err != nil {
-			_ = unix.Close(fd)
+		if err := t.entry(d, i, name, &cst, cabs, crel, csel, !sel.all); err != nil {
+			t.la.release(l)
 			return err
 		}
 	}
-	_ = unix.Close(fd)
+	t.la.release(l)
 	for _, s := range subdirs {
-		name := names[s.i]
-		if err := t.entry(d, s.i, -1, name, &s.st, join(abs, name), joinRel(rel, name), s.sel, refDev, !sel.all); err != nil {
+		if err := t.walkDir(d, s.i, s.node, s.l); err != nil {
 			return err
 		}
 	}
@@ -315,12 +313,29 @@ func (t *treeRun) walkDir(parent *dirState, index int, node repo.Node, abs, rel 
 	return t.queueDir(d)
 }
 
-// entry captures one directory entry into slot i of parent. explicit says
-// the entry was named in TreeSpec.Paths (or is on the way to one): it is
-// not subject to OneFileSystem, and starts a new reference device.
-func (t *treeRun) entry(parent *dirState, i int, dirfd int, name string, st *unix.Stat_t, abs, rel string, sel *selection, refDev uint64, explicit bool) error {
+// admitDir is lookahead.walks for the walker: it also counts and reports
+// the directories left out, and makes the node of one entered.
+func (t *treeRun) admitDir(name string, st *unix.Stat_t, abs, rel string, refDev uint64, explicit bool) (repo.Node, uint64, bool) {
 	a := t.a
-	if rel != "" && !t.match.Empty() && t.match.Match(rel, isDir(st)) {
+	dev, ok := t.la.walks(rel, st, refDev, explicit)
+	if !ok {
+		if !t.match.Empty() && t.match.Match(rel, true) {
+			a.excluded.Add(1)
+		} else {
+			a.skippedMounts.Add(1)
+			a.warn("on another file system; not descending (one_file_system)", abs, nil)
+		}
+		return repo.Node{}, 0, false
+	}
+	return a.nodeFromStat(name, st), dev, true
+}
+
+// entry captures one directory entry that is not a directory into slot i
+// of parent. explicit says the entry was named in TreeSpec.Paths (or is on
+// the way to one).
+func (t *treeRun) entry(parent *dirState, i int, name string, st *unix.Stat_t, abs, rel string, sel *selection, explicit bool) error {
+	a := t.a
+	if rel != "" && !t.match.Empty() && t.match.Match(rel, false) {
 		a.excluded.Add(1)
 		return nil
 	}
@@ -339,17 +354,6 @@ func (t *treeRun) entry(parent *dirState, i int, dirfd int, name string, st *uni
 		}
 	}
 	node := a.nodeFromStat(name, st)
-	switch node.Type {
-	case repo.NodeDir:
-		if explicit {
-			refDev = uint64(st.Dev)
-		} else if t.oneFS && uint64(st.Dev) != refDev {
-			a.skippedMounts.Add(1)
-			a.warn("on another file system; not descending (one_file_system)", abs, nil)
-			return nil
-		}
-		return t.walkDir(parent, i, node, abs, rel, sel, refDev, false)
-	}
 	if !sel.all {
 		// TreeSpec.Paths named something below this entry, which is not a
 		// directory: the chosen path does not exist.
@@ -357,7 +361,7 @@ func (t *treeRun) entry(parent *dirState, i int, dirfd int, name string, st *uni
 		return nil
 	}
 	if node.Type == repo.NodeSymlink {
-		target, err := readlink(dirfd, name, abs)
+		target, err := os.Readlink(abs)
 		if err != nil {
 			a.unreadableEntry(abs, fmt.Errorf("readlink: %w", err))
 			return nil
@@ -371,44 +375,6 @@ func (t *treeRun) entry(parent *dirState, i int, dirfd int, name string, st *uni
 	}
 	parent.children[i] = node
 	return nil
-}
-
-func readlink(dirfd int, name, abs string) (string, error) {
-	if dirfd < 0 {
-		return os.Readlink(abs)
-	}
-	buf := make([]byte, 256)
-	for {
-		n, err := unix.Readlinkat(dirfd, name, buf)
-		if err != nil {
-			return "", err
-		}
-		if n < len(buf) {
-			return string(buf[:n]), nil
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-}
-
-// readNames lists a directory with getdents into a reused buffer, sorted
-// bytewise so that the walk (and so the order of work) is deterministic.
-func (t *treeRun) readNames(fd int) ([]string, error) {
-	if t.direntBuf == nil {
-		t.direntBuf = make([]byte, 64<<10)
-	}
-	var names []string
-	for {
-		n, err := retryEINTR(func() (int, error) { return unix.Getdents(fd, t.direntBuf) })
-		if err != nil {
-			return nil, err
-		}
-		if n <= 0 {
-			break
-		}
-		_, _, names = unix.ParseDirent(t.direntBuf[:n], -1, names)
-	}
-	slices.Sort(names)
-	return names, nil
 }
 
 func join(abs, name string) string {
