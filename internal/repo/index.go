@@ -2,6 +2,7 @@ package repo
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -143,28 +144,61 @@ func newMemIndex() *memIndex {
 func (m *memIndex) beginLoad() { m.loading = true }
 
 // endLoad sorts the loaded entries into the index, keeping for each blob
-// the location seen first.
+// one location: the one already in the index, else the loaded one of the
+// lowest pack position and offset (duplicates are equivalent copies; this
+// only makes the choice deterministic).
 func (m *memIndex) endLoad() {
 	m.loading = false
 	if len(m.pending) == 0 {
 		return
 	}
-	all := append(m.sorted, m.pending...)
+	loaded := m.pending
 	m.pending = nil
-	slices.SortStableFunc(all, func(a, b indexEntry) int { return compareHandles(a.h, b.h) })
-	out := all[:0]
-	for i, e := range all {
-		if i > 0 && all[i-1].h == e.h {
-			continue
+	// An unstable sort with a total order: several times faster than a
+	// stable sort on hundreds of thousands of entries.
+	slices.SortFunc(loaded, func(a, b indexEntry) int {
+		if c := compareHandles(a.h, b.h); c != 0 {
+			return c
 		}
-		out = append(out, e)
+		if a.loc.pack != b.loc.pack {
+			return cmp.Compare(a.loc.pack, b.loc.pack)
+		}
+		return cmp.Compare(a.loc.offset, b.loc.offset)
+	})
+	loaded = slices.CompactFunc(loaded, func(a, b indexEntry) bool { return a.h == b.h })
+	if len(m.sorted) == 0 {
+		m.sorted = slices.Clip(loaded)
+	} else {
+		m.sorted = mergeEntries(m.sorted, loaded)
 	}
-	m.sorted = slices.Clip(out)
 	for h := range m.recent {
 		if _, dup := m.find(h); dup {
 			delete(m.recent, h)
 		}
 	}
+}
+
+// mergeEntries merges two sorted, unique lists, keeping old's entry for a
+// blob in both.
+func mergeEntries(old, loaded []indexEntry) []indexEntry {
+	out := make([]indexEntry, 0, len(old)+len(loaded))
+	i, j := 0, 0
+	for i < len(old) && j < len(loaded) {
+		switch c := compareHandles(old[i].h, loaded[j].h); {
+		case c < 0:
+			out = append(out, old[i])
+			i++
+		case c > 0:
+			out = append(out, loaded[j])
+			j++
+		default:
+			out = append(out, old[i])
+			i++
+			j++
+		}
+	}
+	out = append(out, old[i:]...)
+	return slices.Clip(append(out, loaded[j:]...))
 }
 
 // find looks a blob up in the sorted part.

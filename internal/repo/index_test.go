@@ -48,4 +48,24 @@ func TestMemIndexFirstSeenWins(t *testing.T) {
 	if len(m.sorted) != 4 || len(m.recent) != 1 {
 		t.Errorf("sorted %d, recent %d; want 4 and 1", len(m.sorted), len(m.recent))
 	}
+
+	// A second bulk load (a recovery) merges into the sorted part: what
+	// was sorted keeps its location, new blobs are found, and a recent
+	// blob loaded again is kept once, in the sorted part.
+	m.beginLoad()
+	for _, p := range []indexPack{pk(5, 12, 5, 2), pk(6, 11, 12, 1)} {
+		if err := m.addPack(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m.endLoad()
+	for b, wantPack := range map[byte]byte{1: 6, 2: 5, 3: 1, 5: 1, 7: 2, 9: 1, 11: 6, 12: 5} {
+		p, _, ok := m.lookup(BlobHandle{DataBlob, id(b)})
+		if !ok || p != id(100+wantPack) {
+			t.Errorf("after the second load, blob %d: pack %v %v, want pack %d", b, p[0], ok, 100+wantPack)
+		}
+	}
+	if len(m.sorted) != 8 || len(m.recent) != 0 {
+		t.Errorf("after the second load: sorted %d, recent %d; want 8 and 0", len(m.sorted), len(m.recent))
+	}
 }
