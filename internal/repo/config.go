@@ -414,6 +414,9 @@ func Open(ctx context.Context, st Storage, o OpenOptions) (*Repository, error) {
 	return r, nil
 }
 
+// encoderWindow is the zstd window blobs are compressed with.
+const encoderWindow = 1 << 20
+
 func (r *Repository) initCompression() error {
 	var err error
 	// The encoder is used through EncodeAll only, which is safe for
@@ -422,6 +425,11 @@ func (r *Repository) initCompression() error {
 		r.enc, err = zstd.NewWriter(nil,
 			zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(r.params.CompressionLevel)),
 			zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)),
+			// Each encoder keeps twice its window as history: 8 MiB
+			// at the default 4 MiB window. Blobs are chunks of about
+			// 1 MiB, where matches further back than 1 MiB gain next
+			// to nothing, so a 1 MiB window saves 6 MiB per encoder.
+			zstd.WithWindowSize(encoderWindow),
 			// Blob ids already check the plaintext; a zstd checksum would
 			// cost time and 4 bytes per blob for nothing.
 			zstd.WithEncoderCRC(false))
