@@ -143,6 +143,11 @@ func newMemIndex() *memIndex {
 // endLoad sorts them in. Lookups in between miss them.
 func (m *memIndex) beginLoad() { m.loading = true }
 
+// reserve makes room for n more entries in a bulk load.
+func (m *memIndex) reserve(n int) {
+	m.pending = slices.Grow(m.pending, n)
+}
+
 // endLoad sorts the loaded entries into the index, keeping for each blob
 // one location: the one already in the index, else the loaded one of the
 // lowest pack position and offset (duplicates are equivalent copies; this
@@ -291,6 +296,14 @@ func (r *Repository) loadIndex(ctx context.Context, recover bool) error {
 	}
 	r.idx.beginLoad()
 	defer r.idx.endLoad()
+	// Index objects are mostly pack entries: reserving for that many
+	// saves growing the list by doubling, whose copies were the largest
+	// transient allocation of opening a big repository.
+	var total int64
+	for _, size := range ids {
+		total += size
+	}
+	r.idx.reserve(int(min(total/pack.EntrySize, 1<<26)))
 	for id := range ids {
 		packs, err := r.readIndexFile(ctx, id)
 		if storage.IsNotFound(err) {
