@@ -159,32 +159,43 @@ func (t *Table) Cut(data []byte) int {
 	return n
 }
 
-// Chunker reads a stream and returns its chunks one by one. Memory use is
-// bounded by about 2*Max regardless of the stream's length, and stays far
-// below it for small streams.
+// Chunker reads a stream and returns its chunks one by one. It scans for
+// a boundary as the data arrives (scan), so it only ever needs the chunk
+// being cut in memory, not a whole Max-sized window ahead of it: memory
+// use is bounded by Max plus one read (readRoom) regardless of the
+// stream's length, and stays far below it for small streams.
 type Chunker struct {
 	t     *Table
 	r     io.Reader
 	buf   []byte
-	start int // first unconsumed byte in buf
+	start int // first unconsumed byte in buf: the start of the next chunk
 	end   int // end of valid data in buf
 	eof   bool
 	err   error
+	// The scan of the chunk starting at start: bytes [start, start+scanned)
+	// are scanned without a boundary, and fp is the gear hash after them.
+	scanned int
+	fp      uint64
 }
 
-// initialBuf is a new chunker's buffer size. The buffer grows (to 2*Max
-// at most) only when a stream needs it: a backup of many small files, one
-// chunker per worker, then holds kilobytes instead of megabytes.
+// initialBuf is a new chunker's buffer size. The buffer grows (to
+// Max+readRoom) only when a stream needs it: a backup of many small files,
+// one chunker per worker, then holds kilobytes instead of megabytes.
 const initialBuf = 256 << 10
+
+// readRoom is the least room a full-size buffer has for a read after the
+// chunk being cut (which is shorter than Max).
+const readRoom = 512 << 10
 
 // New returns a chunker reading from r.
 func New(t *Table, r io.Reader) *Chunker {
-	return &Chunker{t: t, r: r, buf: make([]byte, min(initialBuf, 2*t.p.Max))}
+	return &Chunker{t: t, r: r, buf: make([]byte, min(initialBuf, t.p.Max+readRoom))}
 }
 
 // Reset reuses the chunker (and its buffer) for a new stream.
 func (c *Chunker) Reset(r io.Reader) {
 	c.r, c.start, c.end, c.eof, c.err = r, 0, 0, false, nil
+	c.scanned, c.fp = 0, 0
 }
 
 // Next returns the next chunk. The slice is only valid until the next call
@@ -194,18 +205,32 @@ func (c *Chunker) Next() ([]byte, error) {
 	if c.err != nil {
 		return nil, c.err
 	}
-	for empty := 0; !c.eof && c.end-c.start < c.t.p.Max; {
-		if c.start > 0 && (c.end == len(c.buf) || (len(c.buf) >= 2*c.t.p.Max && c.end+c.t.p.Max > len(c.buf))) {
-			// Move the unconsumed tail to the front so that a whole Max-sized
-			// window fits; at most Max bytes are copied per chunk.
-			c.end = copy(c.buf, c.buf[c.start:c.end])
-			c.start = 0
+	for empty := 0; ; {
+		if n, ok := c.scan(); ok {
+			chunk := c.buf[c.start : c.start+n]
+			c.start += n
+			c.scanned, c.fp = 0, 0
+			return chunk, nil
+		}
+		if c.eof {
+			c.err = io.EOF
+			return nil, io.EOF
 		}
 		if c.end == len(c.buf) {
-			// Full from the start and still less than Max: grow.
-			nb := make([]byte, min(2*len(c.buf), 2*c.t.p.Max))
-			c.end = copy(nb, c.buf[c.start:c.end])
-			c.buf, c.start = nb, 0
+			if c.start > 0 {
+				// Move the chunk being cut (shorter than Max) to the
+				// front: each byte is moved at most once.
+				c.end = copy(c.buf, c.buf[c.start:c.end])
+				c.start = 0
+			}
+			if c.end == len(c.buf) {
+				// Full with one chunk still shorter than Max: grow, by
+				// four at a time so that few smaller buffers are left
+				// behind as garbage.
+				nb := make([]byte, min(4*len(c.buf), c.t.p.Max+readRoom))
+				c.end = copy(nb, c.buf[:c.end])
+				c.buf = nb
+			}
 		}
 		n, err := c.r.Read(c.buf[c.end:])
 		c.end += n
@@ -222,12 +247,38 @@ func (c *Chunker) Next() ([]byte, error) {
 			}
 		}
 	}
-	if c.start == c.end {
-		c.err = io.EOF
-		return nil, io.EOF
+}
+
+// scan continues looking for the boundary of the chunk at start in the
+// data read so far. It cuts exactly where Table.Cut would on the whole
+// stream: at the first boundary, at Max, or at the end of the stream.
+// Without a cut it remembers how far it got and reports false.
+func (c *Chunker) scan() (int, bool) {
+	t := &c.t.p
+	data := c.buf[c.start:c.end]
+	n := len(data)
+	if n <= t.Min {
+		return n, c.eof && n > 0
 	}
-	n := c.t.Cut(c.buf[c.start:c.end])
-	chunk := c.buf[c.start : c.start+n]
-	c.start += n
-	return chunk, nil
+	lim := min(n, t.Max)
+	i, fp := max(c.scanned, t.Min), c.fp
+	// As in Cut: nothing before Min, the strict mask up to Avg, the loose
+	// one after.
+	for normal := min(t.Avg, lim); i < normal; i++ {
+		fp = fp<<1 + c.t.gear[data[i]]
+		if fp&c.t.maskS == 0 {
+			return i + 1, true
+		}
+	}
+	for ; i < lim; i++ {
+		fp = fp<<1 + c.t.gear[data[i]]
+		if fp&c.t.maskL == 0 {
+			return i + 1, true
+		}
+	}
+	c.scanned, c.fp = i, fp
+	if lim == t.Max || c.eof {
+		return lim, true
+	}
+	return 0, false
 }
