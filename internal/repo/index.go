@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"math/bits"
 	"slices"
 
 	"github.com/backup-runner/runner/internal/repo/pack"
@@ -118,9 +119,15 @@ type memIndex struct {
 	packs   []ID
 	packPos map[ID]uint32
 	sorted  []indexEntry // sorted by handle, unique
-	recent  map[BlobHandle]location
-	pending []indexEntry // added while loading, sorted in by endLoad
-	loading bool
+	// starts[k] is the first entry of sorted whose bucketKey is k or more
+	// (nil: search all of sorted). Ids are uniformly random, so a bucket
+	// holds a few entries and a lookup touches a few cache lines instead
+	// of the ~18 of a binary search over 250,000 entries.
+	starts     []uint32
+	bucketBits uint
+	recent     map[BlobHandle]location
+	pending    []indexEntry // added while loading, sorted in by endLoad
+	loading    bool
 }
 
 type indexEntry struct {
@@ -176,10 +183,40 @@ func (m *memIndex) endLoad() {
 	} else {
 		m.sorted = mergeEntries(m.sorted, loaded)
 	}
+	m.buildBuckets()
 	for h := range m.recent {
 		if _, dup := m.find(h); dup {
 			delete(m.recent, h)
 		}
+	}
+}
+
+// maxBucketType is the largest blob type the bucket table covers; an
+// index holding other types is searched without it.
+const maxBucketType = 3
+
+func (m *memIndex) bucketKey(h BlobHandle) uint32 {
+	return uint32(h.Type)<<m.bucketBits | uint32(binary.BigEndian.Uint16(h.ID[:2]))>>(16-m.bucketBits)
+}
+
+// buildBuckets builds starts for the sorted entries: about four entries
+// per bucket, at most 2^16 buckets per type.
+func (m *memIndex) buildBuckets() {
+	m.starts = nil
+	n := len(m.sorted)
+	if n == 0 || m.sorted[n-1].h.Type > maxBucketType {
+		return
+	}
+	m.bucketBits = uint(min(max(bits.Len(uint(n/4)), 1), 16))
+	m.starts = make([]uint32, (maxBucketType+1)<<m.bucketBits+1)
+	k := 0
+	for i, e := range m.sorted {
+		for key := int(m.bucketKey(e.h)); k <= key; k++ {
+			m.starts[k] = uint32(i)
+		}
+	}
+	for ; k < len(m.starts); k++ {
+		m.starts[k] = uint32(n)
 	}
 }
 
@@ -208,11 +245,19 @@ func mergeEntries(old, loaded []indexEntry) []indexEntry {
 
 // find looks a blob up in the sorted part.
 func (m *memIndex) find(h BlobHandle) (location, bool) {
-	i, ok := slices.BinarySearchFunc(m.sorted, h, func(e indexEntry, h BlobHandle) int { return compareHandles(e.h, h) })
+	part := m.sorted
+	if m.starts != nil {
+		if h.Type > maxBucketType {
+			return location{}, false
+		}
+		k := m.bucketKey(h)
+		part = m.sorted[m.starts[k]:m.starts[k+1]]
+	}
+	i, ok := slices.BinarySearchFunc(part, h, func(e indexEntry, h BlobHandle) int { return compareHandles(e.h, h) })
 	if !ok {
 		return location{}, false
 	}
-	return m.sorted[i].loc, true
+	return part[i].loc, true
 }
 
 // get returns a blob's location.

@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"math/rand/v2"
 	"testing"
 
 	"github.com/backup-runner/runner/internal/repo/pack"
@@ -67,5 +68,56 @@ func TestMemIndexFirstSeenWins(t *testing.T) {
 	}
 	if len(m.sorted) != 8 || len(m.recent) != 0 {
 		t.Errorf("after the second load: sorted %d, recent %d; want 8 and 0", len(m.sorted), len(m.recent))
+	}
+}
+
+// The bucket table finds every loaded blob of either type, and nothing
+// else, at every index size (from empty buckets to full ones).
+func TestMemIndexBuckets(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	randID := func() ID {
+		var id ID
+		for i := range id {
+			id[i] = byte(rng.IntN(256))
+		}
+		return id
+	}
+	for _, n := range []int{1, 3, 100, 5000} {
+		m := newMemIndex()
+		m.beginLoad()
+		want := map[BlobHandle]uint32{}
+		for p := range n/50 + 1 {
+			ip := indexPack{ID: randID()}
+			for i := range min(50, n-p*50) {
+				e := packEntry(randID(), uint64(i*10))
+				if i%3 == 0 {
+					e.Type = uint8(TreeBlob)
+				}
+				ip.Entries = append(ip.Entries, e)
+				want[BlobHandle{BlobType(e.Type), ID(e.ID)}] = uint32(i * 10)
+			}
+			if err := m.addPack(ip); err != nil {
+				t.Fatal(err)
+			}
+		}
+		m.endLoad()
+		for h, off := range want {
+			loc, ok := m.find(h)
+			if !ok || loc.offset != off {
+				t.Fatalf("n=%d: %v: found %v at %d, want %d", n, h, ok, loc.offset, off)
+			}
+			other := BlobHandle{DataBlob + TreeBlob - h.Type, h.ID}
+			if _, ok := m.find(other); ok {
+				t.Fatalf("n=%d: %v found as the other type", n, h)
+			}
+		}
+		for range 1000 {
+			h := BlobHandle{DataBlob, randID()}
+			if _, added := want[h]; !added {
+				if _, ok := m.find(h); ok {
+					t.Fatalf("n=%d: a blob never added was found", n)
+				}
+			}
+		}
 	}
 }
