@@ -11,6 +11,7 @@ import (
 	"io"
 	"io/fs"
 	"math"
+	"math/bits"
 	"os"
 	"path/filepath"
 	"slices"
@@ -64,6 +65,12 @@ type Cache struct {
 	ids    []repo.ID
 	xattrs [][]repo.Xattr
 	sorted bool // ents sorted by key, keys unique (lookups allowed)
+	// starts[k] is the first entry whose key's top bucketBits bits are k
+	// or more; built by freeze. Keys are uniformly random, so a lookup
+	// searches a handful of entries instead of all of them (most of its
+	// cost was cache misses).
+	starts     []uint32
+	bucketBits uint
 
 	// base and reused hold, by reference, the entries of the previous
 	// run's cache for files found unchanged: in a run where little
@@ -109,7 +116,7 @@ func (c *Cache) add(path string, st *unix.Stat_t, ids []repo.ID, xa []repo.Xattr
 		e.xa = uint32(len(c.xattrs))
 	}
 	c.ents = append(c.ents, e)
-	c.sorted = false
+	c.sorted, c.starts = false, nil
 }
 
 // reuse records a file whose previous entry, base.ents[i], still holds
@@ -129,7 +136,7 @@ func (c *Cache) reuse(base *Cache, i int) {
 	}
 	c.base = base
 	c.reused = append(c.reused, uint32(i))
-	c.sorted = false
+	c.sorted, c.starts = false, nil
 }
 
 // addEntryLocked appends a copy of e with its ids and xattrs.
@@ -144,7 +151,7 @@ func (c *Cache) addEntryLocked(e cacheEntry, ids []repo.ID, xa []repo.Xattr) {
 		e.xa = uint32(len(c.xattrs))
 	}
 	c.ents = append(c.ents, e)
-	c.sorted = false
+	c.sorted, c.starts = false, nil
 }
 
 // materializeLocked copies the reused entries in, so that the cache stands
@@ -174,6 +181,7 @@ func (c *Cache) freezeLocked() {
 		c.materializeLocked()
 	}
 	if c.sorted {
+		c.buildBuckets()
 		return
 	}
 	slices.SortStableFunc(c.ents, func(a, b cacheEntry) int { return bytes.Compare(a.key[:], b.key[:]) })
@@ -186,6 +194,28 @@ func (c *Cache) freezeLocked() {
 	}
 	c.ents = out
 	c.sorted = true
+	c.buildBuckets()
+}
+
+// buildBuckets builds starts for the sorted entries: about four entries
+// per bucket.
+func (c *Cache) buildBuckets() {
+	n := len(c.ents)
+	c.bucketBits = uint(min(max(bits.Len(uint(n/4)), 1), 20))
+	c.starts = make([]uint32, 1<<c.bucketBits+1)
+	k := 0
+	for i := range c.ents {
+		for key := int(c.bucketOf(&c.ents[i].key)); k <= key; k++ {
+			c.starts[k] = uint32(i)
+		}
+	}
+	for ; k < len(c.starts); k++ {
+		c.starts[k] = uint32(n)
+	}
+}
+
+func (c *Cache) bucketOf(k *[16]byte) uint32 {
+	return binary.BigEndian.Uint32(k[:4]) >> (32 - c.bucketBits)
 }
 
 // lookup returns the content and xattrs of path if its cached stat matches
@@ -193,10 +223,16 @@ func (c *Cache) freezeLocked() {
 // then need no lock.
 func (c *Cache) lookup(path string, st *unix.Stat_t) ([]repo.ID, []repo.Xattr, int, bool) {
 	k := cacheKey(path)
-	i, ok := slices.BinarySearchFunc(c.ents, k, func(e cacheEntry, k [16]byte) int { return bytes.Compare(e.key[:], k[:]) })
+	lo, hi := 0, len(c.ents)
+	if c.starts != nil {
+		b := c.bucketOf(&k)
+		lo, hi = int(c.starts[b]), int(c.starts[b+1])
+	}
+	i, ok := slices.BinarySearchFunc(c.ents[lo:hi], k, func(e cacheEntry, k [16]byte) int { return bytes.Compare(e.key[:], k[:]) })
 	if !ok {
 		return nil, nil, 0, false
 	}
+	i += lo
 	e := &c.ents[i]
 	if e.size != uint64(st.Size) || e.mtime != st.Mtim.Nano() || e.ctime != st.Ctim.Nano() || e.ino != uint64(st.Ino) || e.dev != uint64(st.Dev) {
 		return nil, nil, 0, false
