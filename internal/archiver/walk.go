@@ -502,10 +502,11 @@ func (j *fileJob) closeFile() {
 	}
 }
 
-// fileWorker reads the files the walker queues. Each worker has its own
-// chunker, so the chunker's buffer (the largest chunk and one read) is reused from
-// file to file; it is made on the first file, because a run with an
-// up-to-date cache reads none and zeroing it would be most of the work.
+// fileWorker reads the files the prefetcher hands over. Each worker has
+// its own chunker, so the chunker's buffer (the largest chunk and one
+// read) is reused from file to file; it is made on the first file,
+// because a run with an up-to-date cache reads none and zeroing it would
+// be most of the work.
 func (t *treeRun) fileWorker() {
 	var c *chunker.Chunker
 	for {
