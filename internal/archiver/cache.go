@@ -11,7 +11,6 @@ import (
 	"io"
 	"io/fs"
 	"math"
-	"math/bits"
 	"os"
 	"path/filepath"
 	"slices"
@@ -20,6 +19,7 @@ import (
 	"github.com/zeebo/blake3"
 	"golang.org/x/sys/unix"
 
+	"github.com/backup-runner/runner/internal/buckets"
 	"github.com/backup-runner/runner/internal/repo"
 )
 
@@ -200,18 +200,8 @@ func (c *Cache) freezeLocked() {
 // buildBuckets builds starts for the sorted entries: about four entries
 // per bucket.
 func (c *Cache) buildBuckets() {
-	n := len(c.ents)
-	c.bucketBits = uint(min(max(bits.Len(uint(n/4)), 1), 20))
-	c.starts = make([]uint32, 1<<c.bucketBits+1)
-	k := 0
-	for i := range c.ents {
-		for key := int(c.bucketOf(&c.ents[i].key)); k <= key; k++ {
-			c.starts[k] = uint32(i)
-		}
-	}
-	for ; k < len(c.starts); k++ {
-		c.starts[k] = uint32(n)
-	}
+	c.bucketBits = buckets.Bits(len(c.ents), 20)
+	c.starts = buckets.Starts(len(c.ents), 1<<c.bucketBits, func(i int) int { return int(c.bucketOf(&c.ents[i].key)) })
 }
 
 func (c *Cache) bucketOf(k *[16]byte) uint32 {

@@ -7,9 +7,9 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"math/bits"
 	"slices"
 
+	"github.com/backup-runner/runner/internal/buckets"
 	"github.com/backup-runner/runner/internal/repo/pack"
 	"github.com/backup-runner/runner/internal/repo/storage"
 )
@@ -207,17 +207,8 @@ func (m *memIndex) buildBuckets() {
 	if n == 0 || m.sorted[n-1].h.Type > maxBucketType {
 		return
 	}
-	m.bucketBits = uint(min(max(bits.Len(uint(n/4)), 1), 16))
-	m.starts = make([]uint32, (maxBucketType+1)<<m.bucketBits+1)
-	k := 0
-	for i, e := range m.sorted {
-		for key := int(m.bucketKey(e.h)); k <= key; k++ {
-			m.starts[k] = uint32(i)
-		}
-	}
-	for ; k < len(m.starts); k++ {
-		m.starts[k] = uint32(n)
-	}
+	m.bucketBits = buckets.Bits(n, 16)
+	m.starts = buckets.Starts(n, (maxBucketType+1)<<m.bucketBits, func(i int) int { return int(m.bucketKey(m.sorted[i].h)) })
 }
 
 // mergeEntries merges two sorted, unique lists, keeping old's entry for a
