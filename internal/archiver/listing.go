@@ -65,11 +65,17 @@ type listing struct {
 	names    []string
 	stats    []unix.Stat_t // of names[:len(stats)]; the walker stats the rest
 	statErrs []error
-	errWhat  string // which step err is from
+	errWhat  string // which step err is from: stepOpen or stepList
 	// children[i] is entry i's listing if it is a directory the walk
 	// enters (see walks); nil otherwise, and past the stats.
 	children []*listing
 }
+
+// The steps of list that can fail, as errors name them.
+const (
+	stepOpen = "open directory"
+	stepList = "list directory"
+)
 
 func newListing(abs, rel string, isRoot bool, sel *selection, refDev uint64) *listing {
 	return &listing{abs: abs, rel: rel, isRoot: isRoot, sel: sel, refDev: refDev, done: make(chan struct{})}
@@ -87,14 +93,14 @@ func (la *lookahead) list(l *listing, buf []byte) {
 	}
 	fd, err := openNoAtime(l.abs, flags)
 	if err != nil {
-		l.err, l.errWhat = err, "open directory"
+		l.err, l.errWhat = err, stepOpen
 		return
 	}
 	defer func() { _ = unix.Close(fd) }()
 	l.xattrs, l.xattrErr = fdXattrs(fd)
 	if l.sel.all {
 		if l.names, err = readNames(fd, buf); err != nil {
-			l.err, l.errWhat = err, "list directory"
+			l.err, l.errWhat = err, stepList
 			return
 		}
 	} else {
@@ -113,7 +119,7 @@ func (la *lookahead) list(l *listing, buf []byte) {
 		name := l.names[i]
 		csel := l.sel.child(name)
 		crel := joinRel(l.rel, name)
-		if dev, ok := la.walks(crel, st, l.refDev, !l.sel.all); ok {
+		if dev, why := la.walks(crel, st, l.refDev, !l.sel.all); why == enter {
 			if l.children == nil {
 				l.children = make([]*listing, n)
 			}
@@ -124,22 +130,31 @@ func (la *lookahead) list(l *listing, buf []byte) {
 	la.queue.push(subs)
 }
 
+// walkDecision says whether the walk enters a subdirectory, or why not.
+type walkDecision int
+
+const (
+	enter walkDecision = iota
+	skipExcluded
+	skipOtherFS
+)
+
 // walks decides whether the walk enters a subdirectory, and with which
 // reference device: not if an exclude pattern matches it, nor (with
 // one_file_system) if it is on another file system than refDev. A
 // directory named in TreeSpec.Paths, or on the way to one (explicit), is
 // always entered and starts a new reference device.
-func (la *lookahead) walks(rel string, st *unix.Stat_t, refDev uint64, explicit bool) (uint64, bool) {
+func (la *lookahead) walks(rel string, st *unix.Stat_t, refDev uint64, explicit bool) (uint64, walkDecision) {
 	if !la.match.Empty() && la.match.Match(rel, true) {
-		return 0, false
+		return 0, skipExcluded
 	}
 	if explicit {
-		return uint64(st.Dev), true
+		return uint64(st.Dev), enter
 	}
 	if la.oneFS && uint64(st.Dev) != refDev {
-		return 0, false
+		return 0, skipOtherFS
 	}
-	return refDev, true
+	return refDev, enter
 }
 
 // stat returns entry i's lstat, taken by the lister or now.

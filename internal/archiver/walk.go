@@ -244,7 +244,7 @@ func (t *treeRun) walkDir(parent *dirState, index int, node repo.Node, l *listin
 		if l.isRoot {
 			return fmt.Errorf("root %s: %w", abs, l.err)
 		}
-		if errors.Is(l.err, unix.ENOENT) && l.errWhat == "open directory" {
+		if errors.Is(l.err, unix.ENOENT) && l.errWhat == stepOpen {
 			t.a.warn("vanished during the backup", abs, nil)
 		} else {
 			t.a.unreadableEntry(abs, fmt.Errorf("%s: %w", l.errWhat, l.err))
@@ -285,17 +285,20 @@ func (t *treeRun) walkDir(parent *dirState, index int, node repo.Node, l *listin
 		csel := sel.child(name)
 		crel := joinRel(rel, name)
 		if isDir(&cst) {
-			if cnode, cdev, ok := t.admitDir(name, &cst, cabs, crel, l.refDev, !sel.all); ok {
-				var cl *listing
-				if i < len(l.children) {
-					cl = l.children[i]
-				}
-				if cl == nil {
-					// Past the entries list stat'ed: listed when reached.
-					cl = newListing(cabs, crel, false, csel, cdev)
-				}
-				subdirs = append(subdirs, sub{cnode, cl, i})
+			var cl *listing
+			if i < len(l.children) {
+				cl = l.children[i]
 			}
+			if cl == nil {
+				// Left out by list, or past the entries it stat'ed:
+				// decide here (and say why it is left out).
+				cdev, ok := t.admitDir(&cst, cabs, crel, l.refDev, !sel.all)
+				if !ok {
+					continue
+				}
+				cl = newListing(cabs, crel, false, csel, cdev)
+			}
+			subdirs = append(subdirs, sub{t.a.nodeFromStat(name, &cst), cl, i})
 			continue
 		}
 		if err := t.entry(d, i, name, &cst, cabs, crel, csel, !sel.all); err != nil {
@@ -314,20 +317,17 @@ func (t *treeRun) walkDir(parent *dirState, index int, node repo.Node, l *listin
 }
 
 // admitDir is lookahead.walks for the walker: it also counts and reports
-// the directories left out, and makes the node of one entered.
-func (t *treeRun) admitDir(name string, st *unix.Stat_t, abs, rel string, refDev uint64, explicit bool) (repo.Node, uint64, bool) {
-	a := t.a
-	dev, ok := t.la.walks(rel, st, refDev, explicit)
-	if !ok {
-		if !t.match.Empty() && t.match.Match(rel, true) {
-			a.excluded.Add(1)
-		} else {
-			a.skippedMounts.Add(1)
-			a.warn("on another file system; not descending (one_file_system)", abs, nil)
-		}
-		return repo.Node{}, 0, false
+// a directory left out.
+func (t *treeRun) admitDir(st *unix.Stat_t, abs, rel string, refDev uint64, explicit bool) (uint64, bool) {
+	dev, why := t.la.walks(rel, st, refDev, explicit)
+	switch why {
+	case skipExcluded:
+		t.a.excluded.Add(1)
+	case skipOtherFS:
+		t.a.skippedMounts.Add(1)
+		t.a.warn("on another file system; not descending (one_file_system)", abs, nil)
 	}
-	return a.nodeFromStat(name, st), dev, true
+	return dev, why == enter
 }
 
 // entry captures one directory entry that is not a directory into slot i
