@@ -254,17 +254,17 @@ func (c *Chunker) Next() ([]byte, error) {
 // stream: at the first boundary, at Max, or at the end of the stream.
 // Without a cut it remembers how far it got and reports false.
 func (c *Chunker) scan() (int, bool) {
-	t := &c.t.p
+	p := &c.t.p
 	data := c.buf[c.start:c.end]
 	n := len(data)
-	if n <= t.Min {
+	if n <= p.Min {
 		return n, c.eof && n > 0
 	}
-	lim := min(n, t.Max)
-	i, fp := max(c.scanned, t.Min), c.fp
+	lim := min(n, p.Max)
+	i, fp := max(c.scanned, p.Min), c.fp
 	// As in Cut: nothing before Min, the strict mask up to Avg, the loose
 	// one after.
-	for normal := min(t.Avg, lim); i < normal; i++ {
+	for normal := min(p.Avg, lim); i < normal; i++ {
 		fp = fp<<1 + c.t.gear[data[i]]
 		if fp&c.t.maskS == 0 {
 			return i + 1, true
@@ -277,7 +277,7 @@ func (c *Chunker) scan() (int, bool) {
 		}
 	}
 	c.scanned, c.fp = i, fp
-	if lim == t.Max || c.eof {
+	if lim == p.Max || c.eof {
 		return lim, true
 	}
 	return 0, false
