@@ -20,6 +20,8 @@ require (
 	google.golang.org/protobuf v1.36.6
 )
 
+require github.com/DataDog/zstd v1.5.7 // indirect
+
 require (
 	filippo.io/edwards25519 v1.2.0 // indirect
 	github.com/apparentlymart/go-textseg/v15 v15.0.0 // indirect

@@ -103,8 +103,12 @@ func (r *Repository) encodeBlob(data []byte) (stored []byte, comp uint8, release
 	comp = pack.CompressionNone
 	if r.enc != nil && len(data) > 0 && !r.incompressible(data) {
 		bufs[0] = getEncodeBuf(len(data))
-		c := r.enc.EncodeAll(data, bufs[0].b[:0])
+		c, err := r.enc.EncodeAll(data, bufs[0].b[:0])
 		bufs[0].b = c[:0]
+		if err != nil {
+			release()
+			return nil, 0, nil, fmt.Errorf("compress blob: %w", err)
+		}
 		if len(c) < len(data) {
 			payload, comp = c, pack.CompressionZstd
 		}
@@ -127,24 +131,36 @@ const (
 	probeSample   = 16 << 10  // bytes per sample
 	probeSamples  = 3         // at the start, the middle and the end
 	probeMaxRatio = 0.97      // samples that keep more than this are "incompressible"
+	// probeMaxGrowth bounds how much a zstd frame of a sample exceeds the
+	// sample: a frame header and one raw block header per 128 KiB.
+	probeMaxGrowth = 64
 )
 
 // incompressible reports whether samples of data fail to compress, so
-// that the blob is stored raw without compressing all of it.
+// that the blob is stored raw without compressing all of it. It stops as
+// soon as the samples left could not change the answer: text answers
+// after its first sample.
 func (r *Repository) incompressible(data []byte) bool {
 	if len(data) < probeMinBlob {
 		return false
 	}
-	in, out := 0, 0
+	const total = probeSamples * probeSample
+	out := 0
 	buf := make([]byte, 0, probeSample+probeSample/8)
 	for i := 0; i < probeSamples; i++ {
 		off := (len(data) - probeSample) * i / (probeSamples - 1)
-		sample := data[off : off+probeSample]
-		buf = r.enc.EncodeAll(sample, buf[:0])
-		in += len(sample)
+		var err error
+		if buf, err = r.enc.EncodeAll(data[off:off+probeSample], buf[:0]); err != nil {
+			return false // the full compression reports it
+		}
 		out += len(buf)
+		// A sample never grows by more than probeMaxGrowth (a frame of
+		// raw blocks).
+		if left := probeSamples - 1 - i; float64(out+left*(probeSample+probeMaxGrowth)) <= probeMaxRatio*total {
+			return false
+		}
 	}
-	return float64(out) > probeMaxRatio*float64(in)
+	return float64(out) > probeMaxRatio*total
 }
 
 func (r *Repository) addToPack(ctx context.Context, h BlobHandle, stored []byte, comp uint8, rawLen int) error {

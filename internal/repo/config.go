@@ -21,6 +21,7 @@ import (
 	"github.com/backup-runner/runner/internal/repo/crypt"
 	"github.com/backup-runner/runner/internal/repo/pack"
 	"github.com/backup-runner/runner/internal/repo/storage"
+	"github.com/backup-runner/runner/internal/repo/zstdenc"
 )
 
 // FormatVersion is the repository format this package reads and writes.
@@ -105,9 +106,9 @@ type InitOptions struct {
 	Unencrypted bool
 	// Chunk size bounds in bytes (defaults 256 KiB, 1 MiB, 4 MiB).
 	ChunkMin, ChunkAvg, ChunkMax int
-	// CompressionLevel is a zstd level (1..22, mapped onto the encoder's
-	// four speeds); 0 means DefaultCompressionLevel, negative disables
-	// compression.
+	// CompressionLevel is a zstd level (1..22; a build without cgo maps
+	// it onto the pure Go encoder's four speeds); 0 means
+	// DefaultCompressionLevel, negative disables compression.
 	CompressionLevel int
 	// PackSize is the target pack size (default 16 MiB).
 	PackSize int64
@@ -309,7 +310,7 @@ type Repository struct {
 	params  Params
 	key     *crypt.Key
 	table   *chunker.Table
-	enc     *zstd.Encoder
+	enc     zstdenc.Encoder
 	dec     *zstd.Decoder
 	log     *slog.Logger
 	tempDir string
@@ -419,22 +420,14 @@ const encoderWindow = 1 << 20
 
 func (r *Repository) initCompression() error {
 	var err error
-	// The encoder is used through EncodeAll only, which is safe for
-	// concurrent callers; concurrency bounds how many run at once.
 	if r.params.Compression == compZstd {
-		r.enc, err = zstd.NewWriter(nil,
-			zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(r.params.CompressionLevel)),
-			zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)),
-			// Each encoder keeps twice its window as history: 8 MiB
-			// at the default 4 MiB window. Blobs are chunks of about
-			// 1 MiB, where matches further back than 1 MiB gain next
-			// to nothing, so a 1 MiB window saves 6 MiB per encoder.
-			zstd.WithWindowSize(encoderWindow),
-			// Blob ids already check the plaintext; a zstd checksum would
-			// cost time and 4 bytes per blob for nothing.
-			zstd.WithEncoderCRC(false))
+		// Each encoder context keeps its tables (and, for the pure Go
+		// encoder, twice its window as history: 8 MiB at the library's
+		// default 4 MiB window). Blobs are chunks of about 1 MiB, where
+		// matches further back than 1 MiB gain next to nothing.
+		r.enc, err = zstdenc.New(r.params.CompressionLevel, runtime.GOMAXPROCS(0), encoderWindow)
 		if err != nil {
-			return fmt.Errorf("zstd encoder: %w", err)
+			return err
 		}
 	}
 	// The decoder is always there: a repository's level may be "none" now,
