@@ -12,6 +12,7 @@ import (
 	"github.com/backup-runner/runner/internal/repo/crypt"
 	"github.com/backup-runner/runner/internal/repo/pack"
 	"github.com/backup-runner/runner/internal/repo/storage"
+	"github.com/backup-runner/runner/internal/repo/zstdenc"
 )
 
 // packer collects blobs of one type into the pack being written. Data and
@@ -102,7 +103,7 @@ func (r *Repository) encodeBlob(data []byte) (stored []byte, comp uint8, release
 	payload := data
 	comp = pack.CompressionNone
 	if r.enc != nil && len(data) > 0 && !r.incompressible(data) {
-		bufs[0] = getEncodeBuf(len(data))
+		bufs[0] = getEncodeBuf(zstdenc.Bound(len(data)))
 		c, err := r.enc.EncodeAll(data, bufs[0].b[:0])
 		bufs[0].b = c[:0]
 		if err != nil {

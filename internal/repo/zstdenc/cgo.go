@@ -32,7 +32,7 @@ func (e *cEncoder) EncodeAll(src, dst []byte) ([]byte, error) {
 	if c == nil {
 		c = zstd.NewCtx()
 	}
-	bound := zstd.CompressBound(len(src))
+	bound := Bound(len(src))
 	if cap(dst)-len(dst) < bound {
 		grown := make([]byte, len(dst), len(dst)+bound)
 		copy(grown, dst)

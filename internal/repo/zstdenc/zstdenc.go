@@ -39,6 +39,18 @@ func New(level, concurrency, window int) (Encoder, error) {
 	return newEncoder(level, concurrency, window)
 }
 
+// Bound is the largest frame EncodeAll may append for n bytes: a dst with
+// that much spare capacity is never reallocated.
+func Bound(n int) int {
+	// As ZSTD_COMPRESSBOUND in zstd.h: raw blocks plus headers, with a
+	// margin for inputs under 128 KiB.
+	b := n + n>>8
+	if n < 128<<10 {
+		b += (128<<10 - n) >> 11
+	}
+	return b
+}
+
 // Implementation says which encoder this build uses ("libzstd" or "go"),
 // for logs and benchmarks.
 func Implementation() string { return implementation }

@@ -70,6 +70,31 @@ func TestEncodeAllRoundTrip(t *testing.T) {
 	}
 }
 
+// Bound is libzstd's bound: EncodeAll into that much room appends in
+// place, even for data that does not compress.
+func TestBound(t *testing.T) {
+	enc, err := New(1, 1, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	for _, n := range []int{0, 1, 100, 128 << 10, 1 << 20, 3<<20 + 7} {
+		src := testData(n, 3)
+		r := rand.New(rand.NewPCG(9, 9))
+		for i := range src {
+			src[i] = byte(r.Uint32()) // all random: the worst case
+		}
+		dst := make([]byte, 0, Bound(n))
+		out, err := enc.EncodeAll(src, dst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out) > Bound(n) || (len(out) > 0 && &out[0] != &dst[:1][0]) {
+			t.Errorf("%d bytes: frame of %d bytes, bound %d, reallocated %v", n, len(out), Bound(n), len(out) > 0 && &out[0] != &dst[:1][0])
+		}
+	}
+}
+
 func TestLevelOutOfRange(t *testing.T) {
 	for _, level := range []int{0, -1, 23} {
 		if _, err := New(level, 1, 1<<20); err == nil {
