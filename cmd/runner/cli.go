@@ -220,6 +220,15 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		}
 		defer stopProfile()
 	}
+	// RUNNER_MEMPROFILE=FILE writes the allocations profile (what was
+	// allocated where, and what is still in use) when the command ends.
+	if path := os.Getenv("RUNNER_MEMPROFILE"); path != "" && cmd.name != "internal-plugin" {
+		defer func() {
+			if err := writeMemProfile(path); err != nil {
+				fmt.Fprintf(stderr, "runner: %v\n", err)
+			}
+		}()
+	}
 
 	// SIGINT and SIGTERM cancel the context: running jobs stop, and what
 	// they brought up is brought down before runner exits.
@@ -276,6 +285,21 @@ func startCPUProfile(path string) (func(), error) {
 		return nil, fmt.Errorf("RUNNER_CPUPROFILE: %w", err)
 	}
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+func writeMemProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("RUNNER_MEMPROFILE: %w", err)
+	}
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		f.Close()
+		return fmt.Errorf("RUNNER_MEMPROFILE: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("RUNNER_MEMPROFILE: %w", err)
+	}
+	return nil
 }
 
 func commandFlagSet(c *command, g *globals, out io.Writer) *flag.FlagSet {
