@@ -76,6 +76,8 @@ func (w *StreamWriter) run(ctx context.Context, a *Archiver, pr *io.PipeReader) 
 	defer stop()
 
 	what := fmt.Sprintf("stream %q", w.name)
+	a.readers.Add(1)
+	defer a.readers.Add(-1)
 	pool := newChunkPool(ctx, a, cancel, a.chunkBufs)
 	finished := make(chan struct{})
 	tr := newTracker(a, func() { close(finished) })

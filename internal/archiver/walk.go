@@ -520,7 +520,10 @@ func (t *treeRun) fileWorker() {
 			if c == nil {
 				c = chunker.New(t.a.r.ChunkerTable(), nil)
 			}
-			if err := t.saveFile(c, j); err != nil {
+			t.a.readers.Add(1)
+			err := t.saveFile(c, j)
+			t.a.readers.Add(-1)
+			if err != nil {
 				t.fail(err)
 				return
 			}
