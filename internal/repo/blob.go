@@ -330,6 +330,15 @@ func (r *Repository) BlobSize(t BlobType, id ID) (uint32, bool) {
 	return loc.rawLength, ok
 }
 
+// storedBufs holds the buffers LoadBlob reads stored (compressed,
+// sealed) blobs into: a restore loads every chunk once, and allocating
+// each anew was a third of a restore's allocations.
+var storedBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledStored: larger buffers (big tree blobs) are left to the
+// garbage collector rather than kept.
+const maxPooledStored = 8 << 20
+
 // LoadBlob reads, decrypts, decompresses and verifies a blob. buf is
 // reused for the result if it is large enough. A blob saved in this session
 // but still in a pack being written is not loadable until Flush
@@ -344,10 +353,18 @@ func (r *Repository) LoadBlob(ctx context.Context, t BlobType, id ID, buf []byte
 	if !ok {
 		return nil, fmt.Errorf("load %s blob %s: %w", t, id, ErrBlobNotFound)
 	}
-	stored, err := readRange(ctx, r.st, packName(packID), int64(loc.offset), int64(loc.length))
+	// The stored bytes are needed only until they are decoded into buf.
+	sb := storedBufs.Get().(*[]byte)
+	defer func() {
+		if cap(*sb) <= maxPooledStored {
+			storedBufs.Put(sb)
+		}
+	}()
+	stored, err := readRangeInto(ctx, r.st, packName(packID), int64(loc.offset), int64(loc.length), *sb)
 	if err != nil {
 		return nil, fmt.Errorf("load %s blob %s from pack %s: %w", t, id, packID, err)
 	}
+	*sb = stored
 	out, err := r.decodeBlob(h, stored, loc.comp, loc.rawLength, buf)
 	if err != nil {
 		return nil, fmt.Errorf("%s blob %s in pack %s: %w", t, id, packID, err)
@@ -391,6 +408,12 @@ func (r *Repository) decodeBlob(h BlobHandle, stored []byte, comp uint8, rawLen 
 		}
 		if len(out) != int(rawLen) {
 			return nil, fmt.Errorf("%w: decompressed to %d bytes, %d expected", ErrCorrupt, len(out), rawLen)
+		}
+		// The capacity was cut to rawLen for the decoder only: hand the
+		// buffer back whole, so that a caller reusing it for the next,
+		// larger blob does not allocate again.
+		if rawLen > 0 && &out[0] == &buf[:1][0] {
+			out = buf[:rawLen]
 		}
 	default:
 		return nil, fmt.Errorf("%w: unknown compression %d", ErrCorrupt, comp)

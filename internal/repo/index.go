@@ -440,12 +440,20 @@ func (r *Repository) readPackHeader(ctx context.Context, id ID, size int64) ([]p
 }
 
 func readRange(ctx context.Context, st Storage, name string, off, n int64) ([]byte, error) {
+	return readRangeInto(ctx, st, name, off, n, nil)
+}
+
+// readRangeInto is readRange into buf when it has the room.
+func readRangeInto(ctx context.Context, st Storage, name string, off, n int64, buf []byte) ([]byte, error) {
 	rc, err := st.Get(ctx, name, off, n)
 	if err != nil {
 		return nil, err
 	}
 	defer func() { _ = rc.Close() }()
-	buf := make([]byte, n)
+	if int64(cap(buf)) < n {
+		buf = make([]byte, n)
+	}
+	buf = buf[:n]
 	if _, err := io.ReadFull(rc, buf); err != nil {
 		return nil, fmt.Errorf("read %s at %d+%d: %w", name, off, n, err)
 	}
