@@ -92,7 +92,16 @@ func (c *Cache) Len() int {
 }
 
 func cacheKey(path string) (k [16]byte) {
-	h := blake3.Sum256([]byte(path))
+	// Hashed from a copy on the stack: converting the path allocated, for
+	// every file of every run.
+	var buf [512]byte
+	b := buf[:0]
+	if len(path) <= len(buf) {
+		b = append(b, path...)
+	} else {
+		b = []byte(path)
+	}
+	h := blake3.Sum256(b)
 	copy(k[:], h[:])
 	return k
 }
