@@ -495,3 +495,37 @@ func FuzzDecodeIndex(f *testing.F) {
 }
 
 var _ = chunker.DefaultMin
+
+// LoadBlob decodes into the caller's buffer and hands it back whole
+// (compressed or not, sealed or not), so that a restore worker reusing it
+// does not allocate for every larger chunk.
+func TestLoadBlobKeepsTheBuffer(t *testing.T) {
+	forBoth(t, func(t *testing.T, enc bool) {
+		ctx := context.Background()
+		st := newStore(t)
+		initRepo(t, st, enc)
+		r := openRepo(t, st, enc, LockShared)
+		blobs := [][]byte{compressible(3, 9000), randBytes(4, 5000)}
+		ids := make([]ID, len(blobs))
+		for i, b := range blobs {
+			id, _, err := r.SaveBlob(ctx, DataBlob, b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids[i] = id
+		}
+		if err := r.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 0, 64<<10)
+		for i, b := range blobs {
+			got, err := r.LoadBlob(ctx, DataBlob, ids[i], buf)
+			if err != nil || !bytes.Equal(got, b) {
+				t.Fatalf("blob %d: %d bytes, err=%v", i, len(got), err)
+			}
+			if cap(got) != cap(buf) || &got[0] != &buf[:1][0] {
+				t.Fatalf("blob %d: came back in a buffer of %d bytes, not the caller's %d", i, cap(got), cap(buf))
+			}
+		}
+	})
+}
