@@ -48,11 +48,11 @@ deps:
 # is concurrency), then the end-to-end tests against the built binary.
 test: lint test-unit test-e2e
 
+# The last line tests the repository built without cgo, where the pure Go
+# zstd encoder stands in for libzstd: it must work the same.
 test-unit:
 	$(GO) test -count=1 ./hcl/... ./policies/... ./cmd/...
 	$(GO) test -count=1 -race $(RACE_PKGS)
-	# A build without cgo compresses with the pure Go encoder instead of
-	# libzstd: the repository must work the same.
 	CGO_ENABLED=0 $(GO) test -count=1 ./internal/repo/...
 	cd examples/plugins/hello && $(GO) vet ./... && $(GO) test -count=1 ./...
 
