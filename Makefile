@@ -48,7 +48,7 @@ deps:
 # is concurrency), then the end-to-end tests against the built binary.
 test: lint test-unit test-e2e
 
-# The last line tests the repository built without cgo, where the pure Go
+# The CGO_ENABLED=0 line tests the repository built without cgo, where the pure Go
 # zstd encoder stands in for libzstd: it must work the same.
 test-unit:
 	$(GO) test -count=1 ./hcl/... ./policies/... ./cmd/...
