@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -66,15 +67,14 @@ type rseg struct {
 	from, to int
 }
 
-// dirMeta is a directory whose metadata is applied at the end. It holds a
-// copy of the node, not a pointer into its parent's listing, so that the
-// listings of finished directories can be freed: memory grows with the
-// number of directories only.
-// dirMeta is what finish needs of a directory: only the fields meta
-// uses, not the whole node (a tree of 50,000 directories would otherwise
-// hold megabytes of names, owners' names and subtree ids to the end).
+// dirMeta is what finish needs of a directory: only the fields meta uses,
+// not the whole node (a tree of 50,000 directories would otherwise hold
+// megabytes of owners' names and subtree ids to the end), and its name
+// and parent rather than its path (which would hold every directory's
+// full path to the end).
 type dirMeta struct {
-	path     string
+	parent   int32  // index in restorer.dirs; -1 for the restore's top directory
+	name     string // the top's full path when parent is -1
 	mode     uint32
 	uid, gid uint32
 	mtime    int64
@@ -155,7 +155,7 @@ func restore(ctx context.Context, r *repo.Repository, item repo.Item, dst string
 			rs.worker()
 		}()
 	}
-	walkErr := rs.node(&top[0], dst, sel)
+	walkErr := rs.node(&top[0], dst, -1, sel)
 	close(rs.jobs)
 	wg.Wait()
 	if walkErr != nil {
@@ -198,7 +198,9 @@ func (rs *restorer) warn(msg, path string, err error) {
 // (writable, so that their contents can be written) and get their own
 // metadata at the end; files are queued for the workers; everything else
 // is created right away.
-func (rs *restorer) node(n *repo.Node, parent string, sel *selection) error {
+// node restores n below the directory parent, which is rs.dirs[parentDir]
+// (-1: the restore's destination).
+func (rs *restorer) node(n *repo.Node, parent string, parentDir int32, sel *selection) error {
 	if err := rs.ctx.Err(); err != nil {
 		return context.Cause(rs.ctx)
 	}
@@ -211,7 +213,12 @@ func (rs *restorer) node(n *repo.Node, parent string, sel *selection) error {
 		if err := mkdirFresh(p); err != nil {
 			return fmt.Errorf("%s: %w", p, err)
 		}
-		rs.dirs = append(rs.dirs, dirMeta{path: p, mode: n.Mode, uid: n.UID, gid: n.GID, mtime: n.ModTime, xattrs: n.Xattrs})
+		name := n.Name
+		if parentDir < 0 {
+			name = p
+		}
+		rs.dirs = append(rs.dirs, dirMeta{parent: parentDir, name: name, mode: n.Mode, uid: n.UID, gid: n.GID, mtime: n.ModTime, xattrs: n.Xattrs})
+		self := int32(len(rs.dirs) - 1)
 		rs.dirCount.Add(1)
 		children, err := rs.r.LoadTree(rs.ctx, n.Subtree)
 		if err != nil {
@@ -226,7 +233,7 @@ func (rs *restorer) node(n *repo.Node, parent string, sel *selection) error {
 			if !sel.all {
 				csel.used = true
 			}
-			if err := rs.node(c, p, csel); err != nil {
+			if err := rs.node(c, p, self, csel); err != nil {
 				return err
 			}
 		}
@@ -524,14 +531,21 @@ func (rs *restorer) finish() error {
 		}
 		rs.linkCount.Add(1)
 	}
+	var chain []string
 	for i := len(rs.dirs) - 1; i >= 0; i-- {
 		if err := rs.ctx.Err(); err != nil {
 			return context.Cause(rs.ctx)
 		}
 		d := &rs.dirs[i]
+		chain = chain[:0]
+		for j := int32(i); j >= 0; j = rs.dirs[j].parent {
+			chain = append(chain, rs.dirs[j].name)
+		}
+		slices.Reverse(chain)
+		p := filepath.Join(chain...)
 		n := repo.Node{Type: repo.NodeDir, Mode: d.mode, UID: d.uid, GID: d.gid, ModTime: d.mtime, Xattrs: d.xattrs}
-		if err := rs.meta(&n, d.path); err != nil {
-			return fmt.Errorf("%s: %w", d.path, err)
+		if err := rs.meta(&n, p); err != nil {
+			return fmt.Errorf("%s: %w", p, err)
 		}
 	}
 	return nil
