@@ -3,6 +3,7 @@ module github.com/backup-runner/runner
 go 1.26.0
 
 require (
+	github.com/DataDog/zstd v1.5.7
 	github.com/agext/levenshtein v1.2.1
 	github.com/emersion/go-sasl v0.0.0-20241020182733-b788ff22d5a6
 	github.com/emersion/go-smtp v0.25.1
@@ -19,8 +20,6 @@ require (
 	google.golang.org/grpc v1.61.0
 	google.golang.org/protobuf v1.36.6
 )
-
-require github.com/DataDog/zstd v1.5.7 // indirect
 
 require (
 	filippo.io/edwards25519 v1.2.0 // indirect
