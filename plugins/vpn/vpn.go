@@ -228,9 +228,9 @@ func waitForTCP(ctx context.Context, addr string, timeout time.Duration) (time.D
 	defer cancel()
 	var lastErr error
 	for {
-		dialTimeout := maxDialTimeout
+		dialTimeout, cut := maxDialTimeout, false
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < dialTimeout {
-			dialTimeout = time.Until(dl)
+			dialTimeout, cut = time.Until(dl), true
 		}
 		d := net.Dialer{Timeout: dialTimeout}
 		conn, err := d.DialContext(ctx, "tcp", addr)
@@ -238,9 +238,13 @@ func waitForTCP(ctx context.Context, addr string, timeout time.Duration) (time.D
 			_ = conn.Close()
 			return time.Since(start), nil
 		}
-		if ctx.Err() == nil || lastErr == nil {
-			// Keep the error of a real attempt rather than the one the
-			// expiring context caused, which says nothing about addr.
+		// Keep the error of a real attempt rather than the timeout of one
+		// that the check's deadline cut short, which says nothing about
+		// addr. The dialer's own timer may fire before the context's, so
+		// ctx.Err() alone does not tell.
+		var ne net.Error
+		cutShort := ctx.Err() != nil || (cut && errors.As(err, &ne) && ne.Timeout())
+		if lastErr == nil || !cutShort {
 			lastErr = err
 		}
 		t := time.NewTimer(checkInterval)
