@@ -72,38 +72,45 @@ func (r *Repository) SaveBlob(ctx context.Context, t BlobType, data []byte) (ID,
 	return id, true, nil
 }
 
-// encodeBuf is a reusable buffer for compressed and sealed blobs: they
-// live only until addToPack has written them to the pack file, and
-// allocating one per blob made the garbage collector a large share of a
-// backup's CPU and memory.
-type encodeBuf struct{ b []byte }
+// storedBuf is a reusable buffer for blobs as stored (compressed and
+// sealed): written ones live only until addToPack has written them to the
+// pack file, loaded ones until they are decoded. Allocating one per blob
+// made the garbage collector a large share of a backup's CPU and memory,
+// and a third of a restore's allocations.
+type storedBuf struct{ b []byte }
 
-var encodeBufs = sync.Pool{New: func() any { return new(encodeBuf) }}
+var storedBufs = sync.Pool{New: func() any { return new(storedBuf) }}
 
-func getEncodeBuf(n int) *encodeBuf {
-	eb := encodeBufs.Get().(*encodeBuf)
-	if cap(eb.b) < n {
-		eb.b = make([]byte, 0, n)
+func getStoredBuf(n int) *storedBuf {
+	sb := storedBufs.Get().(*storedBuf)
+	if cap(sb.b) < n {
+		sb.b = make([]byte, 0, n)
 	}
-	return eb
+	return sb
+}
+
+func putStoredBuf(sb *storedBuf) {
+	if cap(sb.b) <= 2*pack.MaxBlobSize {
+		storedBufs.Put(sb)
+	}
 }
 
 // encodeBlob compresses (if that makes it smaller) and seals a blob. The
 // result is valid until release is called, which the caller must do once
 // the bytes are written.
 func (r *Repository) encodeBlob(data []byte) (stored []byte, comp uint8, release func(), err error) {
-	var bufs [2]*encodeBuf
+	var bufs [2]*storedBuf
 	release = func() {
-		for _, eb := range bufs {
-			if eb != nil && cap(eb.b) <= 2*pack.MaxBlobSize {
-				encodeBufs.Put(eb)
+		for _, sb := range bufs {
+			if sb != nil {
+				putStoredBuf(sb)
 			}
 		}
 	}
 	payload := data
 	comp = pack.CompressionNone
 	if r.enc != nil && len(data) > 0 && !r.incompressible(data) {
-		bufs[0] = getEncodeBuf(zstdenc.Bound(len(data)))
+		bufs[0] = getStoredBuf(zstdenc.Bound(len(data)))
 		c, err := r.enc.EncodeAll(data, bufs[0].b[:0])
 		bufs[0].b = c[:0]
 		if err != nil {
@@ -117,7 +124,7 @@ func (r *Repository) encodeBlob(data []byte) (stored []byte, comp uint8, release
 	if r.key == nil {
 		return payload, comp, release, nil
 	}
-	bufs[1] = getEncodeBuf(len(payload) + crypt.Overhead)
+	bufs[1] = getStoredBuf(len(payload) + crypt.Overhead)
 	sealed, err := r.key.Seal(bufs[1].b[:0], payload, nil)
 	bufs[1].b = sealed[:0]
 	return sealed, comp, release, err
@@ -330,15 +337,6 @@ func (r *Repository) BlobSize(t BlobType, id ID) (uint32, bool) {
 	return loc.rawLength, ok
 }
 
-// storedBufs holds the buffers LoadBlob reads stored (compressed,
-// sealed) blobs into: a restore loads every chunk once, and allocating
-// each anew was a third of a restore's allocations.
-var storedBufs = sync.Pool{New: func() any { return new([]byte) }}
-
-// maxPooledStored: larger buffers (big tree blobs) are left to the
-// garbage collector rather than kept.
-const maxPooledStored = 8 << 20
-
 // LoadBlob reads, decrypts, decompresses and verifies a blob. buf is
 // reused for the result if it is large enough. A blob saved in this session
 // but still in a pack being written is not loadable until Flush
@@ -354,17 +352,12 @@ func (r *Repository) LoadBlob(ctx context.Context, t BlobType, id ID, buf []byte
 		return nil, fmt.Errorf("load %s blob %s: %w", t, id, ErrBlobNotFound)
 	}
 	// The stored bytes are needed only until they are decoded into buf.
-	sb := storedBufs.Get().(*[]byte)
-	defer func() {
-		if cap(*sb) <= maxPooledStored {
-			storedBufs.Put(sb)
-		}
-	}()
-	stored, err := readRangeInto(ctx, r.st, packName(packID), int64(loc.offset), int64(loc.length), *sb)
+	sb := getStoredBuf(int(loc.length))
+	defer putStoredBuf(sb)
+	stored, err := readRangeInto(ctx, r.st, packName(packID), int64(loc.offset), int64(loc.length), sb.b)
 	if err != nil {
 		return nil, fmt.Errorf("load %s blob %s from pack %s: %w", t, id, packID, err)
 	}
-	*sb = stored
 	out, err := r.decodeBlob(h, stored, loc.comp, loc.rawLength, buf)
 	if err != nil {
 		return nil, fmt.Errorf("%s blob %s in pack %s: %w", t, id, packID, err)
