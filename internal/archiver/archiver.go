@@ -106,14 +106,15 @@ type Archiver struct {
 	// before it is read (tests change files under the reader with it).
 	openedHook func(path string)
 
-	files, dirs, bytes, added, errors atomic.Uint64
+	files, dirs, bytes, added, errors     atomic.Uint64
+	filesRead, filesCached, excluded      atomic.Uint64
+	skippedMounts, changed, warningsCount atomic.Uint64
+
 	// readers counts the file workers busy with a file and the streams
 	// being cut: while there are as many as cores, every core already
 	// has a reader, and the chunk pool's hand-off would only hold more
 	// chunks in memory (see chunkPool).
-	readers                               atomic.Int32
-	filesRead, filesCached, excluded      atomic.Uint64
-	skippedMounts, changed, warningsCount atomic.Uint64
+	readers atomic.Int32
 
 	mu         sync.Mutex
 	unreadable []string

@@ -194,12 +194,11 @@ func (rs *restorer) warn(msg, path string, err error) {
 	rs.log.Warn(msg, "path", path, "err", err)
 }
 
-// node restores n into the directory parent. Directories are created now
-// (writable, so that their contents can be written) and get their own
-// metadata at the end; files are queued for the workers; everything else
-// is created right away.
-// node restores n below the directory parent, which is rs.dirs[parentDir]
-// (-1: the restore's destination).
+// node restores n into the directory parent, which is rs.dirs[parentDir]
+// (-1: the restore's destination). Directories are created now (writable,
+// so that their contents can be written) and get their own metadata at
+// the end; files are queued for the workers; everything else is created
+// right away.
 func (rs *restorer) node(n *repo.Node, parent string, parentDir int32, sel *selection) error {
 	if err := rs.ctx.Err(); err != nil {
 		return context.Cause(rs.ctx)
