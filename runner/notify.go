@@ -21,9 +21,6 @@ const notifyTimeout = 2 * time.Minute
 // out even when ctx was cancelled (a run stopped by SIGTERM still reports
 // its failure), within their own deadline.
 func (e *Engine) Notify(ctx context.Context, j *config.Job, n sdk.Notification) []string {
-	if len(j.Notify) == 0 {
-		return nil
-	}
 	plugins := &jobPlugins{launcher: e.Plugins}
 	defer plugins.close()
 	return e.notify(ctx, plugins, j, n)
