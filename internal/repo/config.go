@@ -328,13 +328,20 @@ type Repository struct {
 	uploads  int
 	err      error // sticky: a failed pack upload spoils every later Flush
 
+	// Full packs are uploaded in the background (blob.go): uploadSlots
+	// bounds how many at once, and bg is their context, ended by Close.
+	uploadSlots chan struct{}
+	bg          context.Context
+	stopBg      context.CancelFunc
+
 	lock *heldLock
 }
 
 // Open opens the repository on st, takes the lock o.Lock asks for, and loads
 // the index. Packs left without an index by an interrupted backup are read
 // and added to the in-memory index, so that a backup reuses them; the next
-// Flush records them in an index object.
+// Flush records them in an index object. ctx must last as long as the
+// repository is used: the background pack uploads run under it.
 func Open(ctx context.Context, st Storage, o OpenOptions) (*Repository, error) {
 	cb, err := storage.ReadAll(ctx, st, configName, maxConfigSize)
 	if storage.IsNotFound(err) {
@@ -398,12 +405,18 @@ func Open(ctx context.Context, st Storage, o OpenOptions) (*Repository, error) {
 	}
 	r.idle = sync.NewCond(&r.mu)
 	r.inflight = make(map[BlobHandle]struct{})
+	r.uploadSlots = make(chan struct{}, backgroundUploads)
+	// An upload outlives the SaveBlob call that filled its pack (and that
+	// caller's own contexts), so it runs under Open's context: cancelling
+	// that (SIGINT) or Close ends it.
+	r.bg, r.stopBg = context.WithCancel(ctx)
 	r.idx = newMemIndex()
 	for i := range r.packers {
 		r.packers[i].typ = BlobType(i)
 	}
 	if o.Lock != LockNone {
 		if r.lock, err = r.acquireLock(ctx, o.Lock == LockExclusive, o.StaleAfter, o.RefreshEvery); err != nil {
+			r.stopBg()
 			r.closeCodecs()
 			return nil, fmt.Errorf("open repository: %w", err)
 		}
@@ -454,10 +467,24 @@ func (r *Repository) closeCodecs() {
 	}
 }
 
-// Close releases the lock and stops the lock refresher. It does not flush:
-// blobs saved since the last Flush are dropped (their packs, if already
-// uploaded, are recovered by the next Open).
+// Close waits for the full packs still uploading, so that an interrupted
+// backup keeps them for the next run, unless ctx ends first, which cancels
+// them (a pack not uploaded whole is never seen: it is stored under its
+// name only when complete). Then it releases the lock and stops the lock
+// refresher. It does not flush: blobs saved since the last Flush are
+// dropped (their packs, if already uploaded, are recovered by the next
+// Open).
 func (r *Repository) Close(ctx context.Context) error {
+	if r.stopBg != nil {
+		stop := context.AfterFunc(ctx, r.stopBg)
+		r.mu.Lock()
+		for r.uploads > 0 {
+			r.idle.Wait()
+		}
+		r.mu.Unlock()
+		stop()
+		r.stopBg()
+	}
 	var err error
 	if r.lock != nil {
 		err = r.releaseLock(ctx)

@@ -32,10 +32,11 @@ type faultStorage struct {
 
 func (f *faultStorage) mutate(do func() error) error {
 	f.mu.Lock()
-	fail := false
+	fail, nth := false, false
 	if f.armed {
 		f.count++
 		fail = f.count >= f.failAt
+		nth = f.count == f.failAt
 		if fail {
 			f.hit = true
 		}
@@ -44,7 +45,7 @@ func (f *faultStorage) mutate(do func() error) error {
 	if !fail {
 		return do()
 	}
-	if f.after && f.count == f.failAt {
+	if f.after && nth {
 		_ = do()
 	}
 	return errInjected
