@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"runtime/trace"
 	"sort"
 	"strings"
 	"syscall"
@@ -220,6 +221,16 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		}
 		defer stopProfile()
 	}
+	// RUNNER_TRACE=FILE writes an execution trace of the command (go tool
+	// trace), for finding where a backup waits instead of working.
+	if path := os.Getenv("RUNNER_TRACE"); path != "" && cmd.name != "internal-plugin" {
+		stopTrace, err := startTrace(path)
+		if err != nil {
+			fmt.Fprintf(stderr, "runner: %v\n", err)
+			return exitError
+		}
+		defer stopTrace()
+	}
 	// RUNNER_MEMPROFILE=FILE writes the allocations profile (what was
 	// allocated where, and what is still in use) when the command ends.
 	if path := os.Getenv("RUNNER_MEMPROFILE"); path != "" && cmd.name != "internal-plugin" {
@@ -285,6 +296,18 @@ func startCPUProfile(path string) (func(), error) {
 		return nil, fmt.Errorf("RUNNER_CPUPROFILE: %w", err)
 	}
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+func startTrace(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("RUNNER_TRACE: %w", err)
+	}
+	if err := trace.Start(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("RUNNER_TRACE: %w", err)
+	}
+	return func() { trace.Stop(); f.Close() }, nil
 }
 
 func writeMemProfile(path string) error {
