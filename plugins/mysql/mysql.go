@@ -92,7 +92,7 @@ func (*Source) Schema() *schema.Block {
 			{Name: "databases", Type: list, Description: "Databases to dump (default: every database but mysql, information_schema, performance_schema and sys)."},
 			{Name: "include_tables", Type: list, Description: `Only tables matching one of these globs on "db.table" (e.g. "blog.wp_*"); a pattern without a dot matches the table in every database.`},
 			{Name: "exclude_tables", Type: list, Description: `Tables matching one of these globs on "db.table" are left out (e.g. "*.wp_sessions", "*.*_log").`},
-			{Name: "parallel", Type: cty.Number, Description: "Worker connections for dumps and restores (default: the number of CPUs for dumps, twice that for restores)."},
+			{Name: "parallel", Type: cty.Number, Description: "Worker connections for dumps and restores (default: the number of CPUs for dumps, four times that for restores)."},
 			{Name: "chunk_size", Type: cty.String, Description: `Split tables larger than this into items by primary key range (default "64MB"; "0" never splits).`},
 			{Name: "checksums", Type: cty.Bool, Description: "Record CHECKSUM TABLE of every table at dump time and compare after a restore (default true)."},
 			{Name: "users_and_grants", Type: cty.Bool, Description: "Also dump accounts and their grants (restored only on request)."},

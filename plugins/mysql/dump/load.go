@@ -21,9 +21,11 @@ import (
 // LoadConfig is what Load needs.
 type LoadConfig struct {
 	Conn ConnOptions
-	// Parallel is the number of loading connections (default: twice the
-	// CPUs: a load is bound by the server, and more connections than cores
-	// keep it busy while the client converts the next rows).
+	// Parallel is the number of loading connections (default: four per
+	// CPU, at most 64: a load is bound by the server, whose connection
+	// threads are each busy only about half of the time, waiting on the
+	// redo log and the page cleaner, so more connections than cores keep
+	// the cores busy; docs/MYSQL.md has the measurements).
 	Parallel int
 	// Manifest of the snapshot being loaded (from its meta).
 	Manifest *Manifest
@@ -90,7 +92,7 @@ func Load(ctx context.Context, cfg LoadConfig, next LoadSource) (*LoadResult, er
 		return nil, errors.New("load: no manifest")
 	}
 	if cfg.Parallel <= 0 {
-		cfg.Parallel = 2 * runtime.NumCPU()
+		cfg.Parallel = min(4*runtime.NumCPU(), 64)
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -329,7 +331,11 @@ const scriptBytes = 8 << 20
 // splitting, converting) runs ahead of the workers by a bounded number of
 // tasks.
 func (l *loader) loadItems(next LoadSource) error {
-	queue := make(chan *task, 2*len(l.workers))
+	// Each queued task may hold a batch of infileBatchBytes: half a task
+	// per connection is enough to have the next one ready when a
+	// connection finishes (the conversion is much faster than the server),
+	// and keeps memory at about one batch per connection.
+	queue := make(chan *task, max(len(l.workers)/2, 1))
 	var wg sync.WaitGroup
 	for _, w := range l.workers {
 		wg.Add(1)
