@@ -212,24 +212,25 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	}
 
 	// RUNNER_CPUPROFILE=FILE writes a CPU profile of the command, for
-	// finding where a slow backup spends its time.
-	if path := os.Getenv("RUNNER_CPUPROFILE"); path != "" && cmd.name != "internal-plugin" {
-		stopProfile, err := startCPUProfile(path)
-		if err != nil {
-			fmt.Fprintf(stderr, "runner: %v\n", err)
-			return exitError
+	// finding where a slow backup spends its time; RUNNER_TRACE=FILE an
+	// execution trace (go tool trace), for finding where it waits instead
+	// of working.
+	for _, rec := range []struct {
+		env   string
+		start func(io.Writer) error
+		stop  func()
+	}{
+		{"RUNNER_CPUPROFILE", pprof.StartCPUProfile, pprof.StopCPUProfile},
+		{"RUNNER_TRACE", trace.Start, trace.Stop},
+	} {
+		if path := os.Getenv(rec.env); path != "" && cmd.name != "internal-plugin" {
+			stop, err := startRecording(rec.env, path, rec.start, rec.stop)
+			if err != nil {
+				fmt.Fprintf(stderr, "runner: %v\n", err)
+				return exitError
+			}
+			defer stop()
 		}
-		defer stopProfile()
-	}
-	// RUNNER_TRACE=FILE writes an execution trace of the command (go tool
-	// trace), for finding where a backup waits instead of working.
-	if path := os.Getenv("RUNNER_TRACE"); path != "" && cmd.name != "internal-plugin" {
-		stopTrace, err := startTrace(path)
-		if err != nil {
-			fmt.Fprintf(stderr, "runner: %v\n", err)
-			return exitError
-		}
-		defer stopTrace()
 	}
 	// RUNNER_MEMPROFILE=FILE writes the allocations profile (what was
 	// allocated where, and what is still in use) when the command ends.
@@ -286,28 +287,19 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-func startCPUProfile(path string) (func(), error) {
+// startRecording creates path and starts a recorder (the CPU profiler or
+// the execution tracer) writing to it; the returned func stops it. env
+// names the variable that asked for it, for errors.
+func startRecording(env, path string, start func(io.Writer) error, stop func()) (func(), error) {
 	f, err := os.Create(path)
 	if err != nil {
-		return nil, fmt.Errorf("RUNNER_CPUPROFILE: %w", err)
+		return nil, fmt.Errorf("%s: %w", env, err)
 	}
-	if err := pprof.StartCPUProfile(f); err != nil {
+	if err := start(f); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("RUNNER_CPUPROFILE: %w", err)
+		return nil, fmt.Errorf("%s: %w", env, err)
 	}
-	return func() { pprof.StopCPUProfile(); f.Close() }, nil
-}
-
-func startTrace(path string) (func(), error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, fmt.Errorf("RUNNER_TRACE: %w", err)
-	}
-	if err := trace.Start(f); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("RUNNER_TRACE: %w", err)
-	}
-	return func() { trace.Stop(); f.Close() }, nil
+	return func() { stop(); f.Close() }, nil
 }
 
 func writeMemProfile(path string) error {
