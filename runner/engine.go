@@ -7,6 +7,7 @@ package runner
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"sort"
 	"sync"
@@ -50,6 +51,27 @@ type Engine struct {
 	DownTimeout time.Duration
 
 	live sync.Map // job name -> *archiver.Archiver of a backup under way
+
+	restored archiver.Progress // what this engine's restores have written
+}
+
+// RestoreProgress is what the engine's restores have written so far:
+// files restored and bytes (files' and streams') written or handed to a
+// source.
+func (e *Engine) RestoreProgress() (files, bytes uint64) {
+	return e.restored.Files(), e.restored.Bytes()
+}
+
+// restoreCounter counts what a restore writes to w into p.
+type restoreCounter struct {
+	w io.Writer
+	p *archiver.Progress
+}
+
+func (c restoreCounter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.p.AddBytes(n)
+	return n, err
 }
 
 // Progress sums the backups under way: how many, files and bytes so far.

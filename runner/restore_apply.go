@@ -73,7 +73,7 @@ func (st *Staging) tree(ctx context.Context, r *repo.Repository, i int, it repo.
 		st.dir = d
 	}
 	dst := filepath.Join(st.dir, strconv.Itoa(i))
-	if _, err := archiver.Restore(ctx, r, it, dst, archiver.RestoreOptions{Owners: os.Geteuid() == 0, Log: st.e.log()}); err != nil {
+	if _, err := archiver.Restore(ctx, r, it, dst, archiver.RestoreOptions{Owners: os.Geteuid() == 0, Log: st.e.log(), Progress: &st.e.restored}); err != nil {
 		return "", fmt.Errorf("stage item %q: %w", it.Name, err)
 	}
 	ents, err := os.ReadDir(dst)
@@ -165,7 +165,7 @@ func (s *snapshotItems) Next() (sdk.Item, io.Reader, error) {
 	s.pr, s.done = pr, make(chan struct{})
 	go func(done chan struct{}) {
 		defer close(done)
-		_, err := archiver.RestoreStream(s.ctx, s.r, it, pw)
+		_, err := archiver.RestoreStream(s.ctx, s.r, it, restoreCounter{pw, &s.stage.e.restored})
 		if err != nil && !errors.Is(err, io.ErrClosedPipe) {
 			s.setErr(fmt.Errorf("item %q: %w", it.Name, err))
 		}

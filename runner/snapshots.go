@@ -149,7 +149,7 @@ func (e *Engine) RestoreSnapshot(ctx context.Context, r *repo.Repository, sn *re
 	for _, it := range sn.Items {
 		switch it.Kind {
 		case repo.ItemTree:
-			st, err := archiver.Restore(ctx, r, it, o.To, archiver.RestoreOptions{Include: o.Include, Owners: os.Geteuid() == 0, Log: e.log()})
+			st, err := archiver.Restore(ctx, r, it, o.To, archiver.RestoreOptions{Include: o.Include, Owners: os.Geteuid() == 0, Log: e.log(), Progress: &e.restored})
 			if err != nil {
 				return res, fmt.Errorf("restore item %q: %w", it.Name, err)
 			}
@@ -160,7 +160,7 @@ func (e *Engine) RestoreSnapshot(ctx context.Context, r *repo.Repository, sn *re
 			if len(o.Include) > 0 {
 				continue
 			}
-			n, err := restoreStreamFile(ctx, r, it, filepath.Join(o.To, streamFileName(it.Name)))
+			n, err := restoreStreamFile(ctx, r, it, filepath.Join(o.To, streamFileName(it.Name)), &e.restored)
 			if err != nil {
 				return res, fmt.Errorf("restore item %q: %w", it.Name, err)
 			}
@@ -187,13 +187,13 @@ func streamFileName(name string) string {
 
 // restoreStreamFile writes a stream item to path through a temporary file,
 // so a failed restore never leaves a file that looks complete.
-func restoreStreamFile(ctx context.Context, r *repo.Repository, it repo.Item, path string) (int64, error) {
+func restoreStreamFile(ctx context.Context, r *repo.Repository, it repo.Item, path string, p *archiver.Progress) (int64, error) {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
 		return 0, err
 	}
 	defer os.Remove(tmp.Name())
-	n, err := archiver.RestoreStream(ctx, r, it, tmp)
+	n, err := archiver.RestoreStream(ctx, r, it, restoreCounter{tmp, p})
 	if err == nil {
 		err = tmp.Sync()
 	}

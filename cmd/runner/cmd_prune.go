@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"sync/atomic"
+	"time"
 
+	"github.com/backup-runner/runner/internal/progress"
 	"github.com/backup-runner/runner/internal/repo"
 	"github.com/backup-runner/runner/policies"
 )
@@ -49,7 +52,21 @@ func runPrune(ctx context.Context, g *globals, o pruneOptions, args []string) er
 	if err != nil {
 		return err
 	}
-	st, err := jr.Repo.Prune(ctx, repo.PruneOptions{RepackBelow: o.repackBelow, DryRun: o.dryRun})
+	var status atomic.Value // the progress line's text
+	status.Store("pruning: reading the index")
+	line := progress.Start(g.stderr, g.progress(), 500*time.Millisecond, func() string { return status.Load().(string) })
+	st, err := jr.Repo.Prune(ctx, repo.PruneOptions{RepackBelow: o.repackBelow, DryRun: o.dryRun,
+		Progress: func(phase repo.PrunePhase, done, total int) {
+			switch phase {
+			case repo.PruneMarking:
+				status.Store("pruning: finding the data the snapshots use")
+			case repo.PruneRepacking:
+				status.Store(fmt.Sprintf("pruning: %d of %d packs rewritten", done, total))
+			case repo.PruneDeleting:
+				status.Store(fmt.Sprintf("pruning: %d of %d packs deleted", done, total))
+			}
+		}})
+	line.Stop()
 	if cerr := done(err == nil); err == nil {
 		err = cerr
 	}

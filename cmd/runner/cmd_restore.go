@@ -13,6 +13,7 @@ import (
 
 	config "github.com/backup-runner/runner/hcl"
 	"github.com/backup-runner/runner/internal/logging"
+	"github.com/backup-runner/runner/internal/progress"
 	"github.com/backup-runner/runner/internal/repo"
 	"github.com/backup-runner/runner/plugins/sdk"
 	"github.com/backup-runner/runner/policies"
@@ -161,7 +162,9 @@ func runRestore(ctx context.Context, g *globals, o restoreOptions, args []string
 			dryOpts[k] = v
 		}
 		var notes []string
-		notes, err = eng.RestoreThroughSource(ctx, jr.Repo, j, sn, runner.SourceRestoreOptions{Options: dryOpts, DryRun: true, Staging: staging})
+		restoring(g, eng, func() {
+			notes, err = eng.RestoreThroughSource(ctx, jr.Repo, j, sn, runner.SourceRestoreOptions{Options: dryOpts, DryRun: true, Staging: staging})
+		})
 		if err == nil {
 			for _, n := range notes {
 				fmt.Fprintf(g.stdout, "  %s\n", n)
@@ -179,11 +182,13 @@ func runRestore(ctx context.Context, g *globals, o restoreOptions, args []string
 	}
 	var notes []string
 	if err == nil {
-		if throughSource {
-			notes, err = eng.RestoreThroughSource(ctx, jr.Repo, j, sn, runner.SourceRestoreOptions{Options: srcOpts, Destination: o.to, DryRun: o.dryRun, Staging: staging})
-		} else {
-			res, err = eng.RestoreSnapshot(ctx, jr.Repo, sn, runner.RestoreOptions{To: o.to, Include: o.include})
-		}
+		restoring(g, eng, func() {
+			if throughSource {
+				notes, err = eng.RestoreThroughSource(ctx, jr.Repo, j, sn, runner.SourceRestoreOptions{Options: srcOpts, Destination: o.to, DryRun: o.dryRun, Staging: staging})
+			} else {
+				res, err = eng.RestoreSnapshot(ctx, jr.Repo, sn, runner.RestoreOptions{To: o.to, Include: o.include})
+			}
+		})
 	}
 	if cerr := jr.Close(err == nil); err == nil {
 		err = cerr
@@ -237,6 +242,21 @@ func runRestore(ctx context.Context, g *globals, o restoreOptions, args []string
 
 // describeItems says what a snapshot holds, for the line printed before a
 // restore into place.
+// restoring runs f with a progress line on a terminal: the files and
+// bytes the engine's restores write meanwhile. The line is gone when f
+// returns, before anything else is printed or asked.
+func restoring(g *globals, eng *runner.Engine, f func()) {
+	start := time.Now()
+	files0, bytes0 := eng.RestoreProgress()
+	line := progress.Start(g.stderr, g.progress(), 500*time.Millisecond, func() string {
+		files, bytes := eng.RestoreProgress()
+		n := int64(bytes - bytes0)
+		return fmt.Sprintf("restoring: %d files, %s (%s)", files-files0, policies.FormatSize(n), progress.Rate(n, time.Since(start)))
+	})
+	f()
+	line.Stop()
+}
+
 func describeItems(sn *repo.Snapshot) string {
 	var trees, streams []string
 	for _, it := range sn.Items {

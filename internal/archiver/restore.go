@@ -34,7 +34,23 @@ type RestoreOptions struct {
 	// otherwise; a failed chown is then an error.
 	Owners bool
 	Log    *slog.Logger
+	// Progress, if set, counts the files and bytes written as they are,
+	// for a progress display.
+	Progress *Progress
 }
+
+// Progress counts what restores have written so far. One value may serve
+// several restores at once; the zero value is ready to use.
+type Progress struct{ files, bytes atomic.Uint64 }
+
+// Files is the number of files restored so far.
+func (p *Progress) Files() uint64 { return p.files.Load() }
+
+// Bytes is the number of bytes written so far.
+func (p *Progress) Bytes() uint64 { return p.bytes.Load() }
+
+// AddBytes counts n more bytes (a stream restored by the caller).
+func (p *Progress) AddBytes(n int) { p.bytes.Add(uint64(n)) }
 
 // RestoreStats describe a restore.
 type RestoreStats struct {
@@ -325,6 +341,9 @@ func (rs *restorer) write(seg rseg, buf *[]byte) error {
 			return fmt.Errorf("write: %w", err)
 		}
 		rs.bytes.Add(uint64(len(b)))
+		if rs.o.Progress != nil {
+			rs.o.Progress.AddBytes(len(b))
+		}
 	}
 	if f.segs.Add(-1) > 0 {
 		return nil
@@ -375,6 +394,9 @@ func (rs *restorer) completeFile(f *rfile) error {
 		return err
 	}
 	rs.files.Add(1)
+	if rs.o.Progress != nil {
+		rs.o.Progress.files.Add(1)
+	}
 	return nil
 }
 

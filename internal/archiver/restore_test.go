@@ -29,8 +29,14 @@ func TestIncludeRestore(t *testing.T) {
 	setTimesDeepestFirst(t, root)
 	it, _ := backup(t, r, Options{}, TreeSpec{Root: root})
 	dst := t.TempDir()
-	_, err := Restore(context.Background(), r.Repository, it, dst, RestoreOptions{Include: []string{"a/b", "/top.txt"}})
+	var prog Progress
+	st, err := Restore(context.Background(), r.Repository, it, dst, RestoreOptions{Include: []string{"a/b", "/top.txt"}, Progress: &prog})
 	must(t, err)
+	// The progress counter saw exactly what was restored: 3 files, "a/b/x",
+	// "a/b/y" and "top.txt" bytes.
+	if prog.Files() != 3 || prog.Files() != st.Files || prog.Bytes() != 5+5+7 || prog.Bytes() != st.Bytes {
+		t.Errorf("progress %d files, %d bytes; stats %+v", prog.Files(), prog.Bytes(), st)
+	}
 	got := listFiles(t, filepath.Join(dst, "site"))
 	if want := []string{"a", "a/b", "a/b/x", "a/b/y", "top.txt"}; !slices.Equal(got, want) {
 		t.Errorf("restored %v, want %v", got, want)

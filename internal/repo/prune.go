@@ -22,7 +22,21 @@ type PruneOptions struct {
 	RepackBelow float64
 	// DryRun computes and returns the plan without changing anything.
 	DryRun bool
+	// Progress, if set, is told what prune is doing: PruneMarking once
+	// (done and total 0) before it walks the snapshots, then
+	// PruneRepacking after each pack copied and PruneDeleting after each
+	// pack deleted, with how many of how many.
+	Progress func(phase PrunePhase, done, total int)
 }
+
+// PrunePhase names a step of Prune for its progress callback.
+type PrunePhase string
+
+const (
+	PruneMarking   PrunePhase = "marking"
+	PruneRepacking PrunePhase = "repacking"
+	PruneDeleting  PrunePhase = "deleting"
+)
 
 // PruneStats describe what Prune did (or, with DryRun, would do).
 type PruneStats struct {
@@ -77,6 +91,11 @@ func (r *Repository) Prune(ctx context.Context, o PruneOptions) (*PruneStats, er
 		}
 	}
 	st := &PruneStats{}
+	progress := func(phase PrunePhase, done, total int) {
+		if o.Progress != nil {
+			o.Progress(phase, done, total)
+		}
+	}
 
 	// 1. Index objects and packs.
 	indexIDs, err := r.listIDs(ctx, indexPrefix)
@@ -102,6 +121,7 @@ func (r *Repository) Prune(ctx context.Context, o PruneOptions) (*PruneStats, er
 	}
 
 	// 2. Mark.
+	progress(PruneMarking, 0, 0)
 	reachable, nsnap, err := r.reachable(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("prune: cannot decide safely: %w", err)
@@ -178,10 +198,11 @@ func (r *Repository) Prune(ctx context.Context, o PruneOptions) (*PruneStats, er
 
 	// 3. Repack.
 	done := map[BlobHandle]bool{}
-	for _, id := range repack {
+	for i, id := range repack {
 		if err := r.repackPack(ctx, id, sizes[id], byPack[id], reachable, inKept, done); err != nil {
 			return st, fmt.Errorf("prune: %w", err)
 		}
+		progress(PruneRepacking, i+1, len(repack))
 	}
 	if err := r.Flush(ctx); err != nil {
 		return st, fmt.Errorf("prune: %w", err)
@@ -214,10 +235,12 @@ func (r *Repository) Prune(ctx context.Context, o PruneOptions) (*PruneStats, er
 	}
 
 	// 6. Obsolete packs.
-	for _, id := range append(repack, drop...) {
+	obsolete := append(repack, drop...)
+	for i, id := range obsolete {
 		if err := r.st.Delete(ctx, packName(id)); err != nil && !errors.Is(err, ErrNotFound) {
 			return st, fmt.Errorf("prune: delete pack %s: %w", id, err)
 		}
+		progress(PruneDeleting, i+1, len(obsolete))
 	}
 
 	// The in-memory index still points into deleted packs: rebuild it.

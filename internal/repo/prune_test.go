@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 
@@ -154,9 +155,27 @@ func TestPrune(t *testing.T) {
 		if dry.PacksDeleted == 0 || dry.PacksRepacked == 0 || dirSize(t, filepath.Join(dir, "data")) != before {
 			t.Fatalf("dry run: %+v (the fixture should need deletes and repacks; nothing may change)", dry)
 		}
-		stats, err := r.Prune(ctx, PruneOptions{})
+		type call struct {
+			phase       PrunePhase
+			done, total int
+		}
+		var calls []call
+		stats, err := r.Prune(ctx, PruneOptions{Progress: func(p PrunePhase, done, total int) { calls = append(calls, call{p, done, total}) }})
 		if err != nil {
 			t.Fatal(err)
+		}
+		// Progress: marking once, then each repacked pack, then each
+		// deleted one, counting up to the totals the stats report.
+		var wantCalls []call
+		wantCalls = append(wantCalls, call{PruneMarking, 0, 0})
+		for i := 1; i <= stats.PacksRepacked; i++ {
+			wantCalls = append(wantCalls, call{PruneRepacking, i, stats.PacksRepacked})
+		}
+		for i, n := 1, stats.PacksRepacked+stats.PacksDeleted; i <= n; i++ {
+			wantCalls = append(wantCalls, call{PruneDeleting, i, n})
+		}
+		if !slices.Equal(calls, wantCalls) {
+			t.Fatalf("progress calls %v, want %v", calls, wantCalls)
 		}
 		after := dirSize(t, filepath.Join(dir, "data"))
 		if after >= before || stats.PacksDeleted != dry.PacksDeleted || stats.BlobsRepacked != dry.BlobsRepacked {
