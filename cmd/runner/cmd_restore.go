@@ -240,8 +240,6 @@ func runRestore(ctx context.Context, g *globals, o restoreOptions, args []string
 	return err
 }
 
-// describeItems says what a snapshot holds, for the line printed before a
-// restore into place.
 // restoring runs f with a progress line on a terminal: the files and
 // bytes the engine's restores write meanwhile. The line is gone when f
 // returns, before anything else is printed or asked.
@@ -257,6 +255,8 @@ func restoring(g *globals, eng *runner.Engine, f func()) {
 	line.Stop()
 }
 
+// describeItems says what a snapshot holds, for the line printed before a
+// restore into place.
 func describeItems(sn *repo.Snapshot) string {
 	var trees, streams []string
 	for _, it := range sn.Items {
