@@ -406,21 +406,20 @@ func Open(ctx context.Context, st Storage, o OpenOptions) (*Repository, error) {
 	r.idle = sync.NewCond(&r.mu)
 	r.inflight = make(map[BlobHandle]struct{})
 	r.uploadSlots = make(chan struct{}, backgroundUploads)
-	// An upload outlives the SaveBlob call that filled its pack (and that
-	// caller's own contexts), so it runs under Open's context: cancelling
-	// that (SIGINT) or Close ends it.
-	r.bg, r.stopBg = context.WithCancel(ctx)
 	r.idx = newMemIndex()
 	for i := range r.packers {
 		r.packers[i].typ = BlobType(i)
 	}
 	if o.Lock != LockNone {
 		if r.lock, err = r.acquireLock(ctx, o.Lock == LockExclusive, o.StaleAfter, o.RefreshEvery); err != nil {
-			r.stopBg()
 			r.closeCodecs()
 			return nil, fmt.Errorf("open repository: %w", err)
 		}
 	}
+	// An upload outlives the SaveBlob call that filled its pack (and that
+	// caller's own contexts), so it runs under Open's context: cancelling
+	// that (SIGINT) or Close ends it.
+	r.bg, r.stopBg = context.WithCancel(ctx)
 	if err := r.loadIndex(ctx, o.Lock != LockNone); err != nil {
 		_ = r.Close(ctx)
 		return nil, fmt.Errorf("open repository: %w", err)
@@ -475,16 +474,14 @@ func (r *Repository) closeCodecs() {
 // dropped (their packs, if already uploaded, are recovered by the next
 // Open).
 func (r *Repository) Close(ctx context.Context) error {
-	if r.stopBg != nil {
-		stop := context.AfterFunc(ctx, r.stopBg)
-		r.mu.Lock()
-		for r.uploads > 0 {
-			r.idle.Wait()
-		}
-		r.mu.Unlock()
-		stop()
-		r.stopBg()
+	stop := context.AfterFunc(ctx, r.stopBg)
+	r.mu.Lock()
+	for r.uploads > 0 {
+		r.idle.Wait()
 	}
+	r.mu.Unlock()
+	stop()
+	r.stopBg()
 	var err error
 	if r.lock != nil {
 		err = r.releaseLock(ctx)
