@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/go-mysql-org/go-mysql/client"
 )
@@ -80,6 +81,11 @@ type loadedTable struct {
 	arrived map[int]bool
 	create  chan struct{}
 	once    sync.Once
+	// pending counts the table's tasks not yet run, plus one held by the
+	// reader until every part of the table has been read; whoever brings
+	// it to zero queues the table for verification.
+	pending atomic.Int64
+	fedAll  bool // the reader has released its hold
 }
 
 // Load restores a dump: every database is loaded into a fresh staging
@@ -123,6 +129,14 @@ type loader struct {
 	items   map[string]itemRef
 	res     LoadResult
 	infile  bool // rows go in by LOAD DATA LOCAL INFILE
+
+	// Verification: tables are queued on verifyQueue as they finish
+	// loading (see loadedTable.pending); sums says whether checksums are
+	// compared; problems collects what did not match.
+	verifyQueue chan *loadedTable
+	sums        bool
+	verifyMu    sync.Mutex
+	problems    []string
 }
 
 func (l *loader) closeAll() {
@@ -218,12 +232,11 @@ func (l *loader) run(next LoadSource) (*LoadResult, error) {
 		}
 	}
 	for _, t := range l.cfg.Manifest.Tables {
-		l.tables[t.Database+"\x00"+t.Name] = &loadedTable{t: &t, tgt: l.targets[t.Database], arrived: map[int]bool{}, create: make(chan struct{})}
+		lt := &loadedTable{t: &t, tgt: l.targets[t.Database], arrived: map[int]bool{}, create: make(chan struct{})}
+		lt.pending.Store(1)
+		l.tables[t.Database+"\x00"+t.Name] = lt
 	}
-	if err := l.loadItems(next); err != nil {
-		return nil, err
-	}
-	if err := l.verify(); err != nil {
+	if err := l.loadAndVerify(next); err != nil {
 		return nil, err
 	}
 	for _, tg := range l.order {
@@ -350,6 +363,7 @@ func (l *loader) loadItems(next LoadSource) error {
 				if t.batch != nil {
 					t.batch.release()
 				}
+				l.taskDone(t.lt)
 			}
 		}()
 	}
@@ -423,6 +437,10 @@ func (l *loader) readItems(next LoadSource, queue chan<- *task) error {
 		if err := l.feed(lt, ref.part, r, queue); err != nil {
 			return fmt.Errorf("read item %q: %w", it.Name, err)
 		}
+		if !lt.fedAll && len(lt.arrived) == len(lt.t.Items) {
+			lt.fedAll = true
+			l.taskDone(lt)
+		}
 	}
 }
 
@@ -433,6 +451,7 @@ func (l *loader) readItems(next LoadSource, queue chan<- *task) error {
 // start with the header's last SET NAMES.
 func (l *loader) feed(lt *loadedTable, part int, r io.Reader, queue chan<- *task) error {
 	send := func(t *task) error {
+		lt.pending.Add(1)
 		select {
 		case queue <- t:
 			return nil
@@ -440,6 +459,7 @@ func (l *loader) feed(lt *loadedTable, part int, r io.Reader, queue chan<- *task
 			if t.batch != nil {
 				t.batch.release()
 			}
+			lt.pending.Add(-1) // the load has failed: nothing to verify
 			return context.Cause(l.ctx)
 		}
 	}
@@ -648,62 +668,93 @@ func comparableServers(a, b string) bool {
 	return key(a) == key(b)
 }
 
-// verify compares row counts and checksums in the staging databases with
-// the manifest.
-func (l *loader) verify() error {
-	sums := comparableServers(l.cfg.Manifest.Server, l.server)
-	if !sums {
+// taskDone ends one of lt's tasks (or the reader's hold on it); the last
+// one queues the table for verification. A failed task still ends: the
+// verifier then skips the table, since the load as a whole has failed.
+func (l *loader) taskDone(lt *loadedTable) {
+	if lt.pending.Add(-1) == 0 {
+		l.verifyQueue <- lt // never blocks: it has room for every table
+	}
+}
+
+// loadAndVerify loads every table and verifies each one (row count and
+// CHECKSUM TABLE against the manifest) as soon as it has loaded, on the
+// control connection, which is idle during the load: the checksums of
+// the tables loaded early overlap with the loading of the others. The
+// tables still unverified when the load ends are verified on every
+// connection at once.
+func (l *loader) loadAndVerify(next LoadSource) error {
+	l.sums = comparableServers(l.cfg.Manifest.Server, l.server)
+	if !l.sums {
 		l.note("checksums not compared: dumped on %s, restored on %s; row counts are", l.cfg.Manifest.Server, l.server)
 	}
-	var problems []string
-	var mu sync.Mutex
-	todo := make(chan *loadedTable)
+	l.verifyQueue = make(chan *loadedTable, len(l.tables))
 	var wg sync.WaitGroup
-	for _, w := range l.workers {
+	verifier := func(s *session) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for lt := range todo {
-				msg := ""
-				if lt.rows != lt.t.Rows {
-					msg = fmt.Sprintf("%s.%s: %d rows loaded, the dump recorded %d", quoteIdent(lt.t.Database), quoteIdent(lt.t.Name), lt.rows, lt.t.Rows)
-				} else if sums && lt.t.Checksum != "" {
-					got, err := w.rows("CHECKSUM TABLE " + quoteIdent(lt.tgt.staging) + "." + quoteIdent(lt.t.Name))
-					switch {
-					case err != nil:
-						msg = fmt.Sprintf("%s.%s: CHECKSUM TABLE: %v", quoteIdent(lt.t.Database), quoteIdent(lt.t.Name), err)
-					case len(got) == 0 || got[0][1] != lt.t.Checksum:
-						v := ""
-						if len(got) > 0 {
-							v = got[0][1]
-						}
-						msg = fmt.Sprintf("%s.%s: checksum %s after loading, %s at dump time", quoteIdent(lt.t.Database), quoteIdent(lt.t.Name), v, lt.t.Checksum)
-					default:
-						mu.Lock()
-						l.res.Verified++
-						mu.Unlock()
-					}
+			for lt := range l.verifyQueue {
+				if context.Cause(l.ctx) == nil {
+					l.verifyTable(s, lt)
 				}
-				mu.Lock()
-				if msg != "" {
-					problems = append(problems, msg)
-				}
-				l.res.Tables++
-				l.res.Rows += lt.rows
-				mu.Unlock()
 			}
 		}()
 	}
-	for _, t := range l.cfg.Manifest.Tables {
-		todo <- l.tables[t.Database+"\x00"+t.Name]
+	verifier(l.ctl)
+	err := l.loadItems(next)
+	// Every task has ended, so every table that loaded is queued.
+	close(l.verifyQueue)
+	if err == nil {
+		for _, w := range l.workers {
+			verifier(w)
+		}
 	}
-	close(todo)
 	wg.Wait()
-	if len(problems) > 0 {
-		slices.Sort(problems)
-		return fmt.Errorf("verification failed, the target was left untouched: %s", strings.Join(problems, "; "))
+	if err != nil {
+		return err
+	}
+	if err := context.Cause(l.ctx); err != nil {
+		return err
+	}
+	if len(l.problems) > 0 {
+		slices.Sort(l.problems)
+		return fmt.Errorf("verification failed, the target was left untouched: %s", strings.Join(l.problems, "; "))
 	}
 	return nil
+}
+
+// verifyTable compares the row count and checksum of a loaded table in
+// its staging database with the manifest, on session s.
+func (l *loader) verifyTable(s *session, lt *loadedTable) {
+	msg, verified := "", false
+	if lt.rows != lt.t.Rows {
+		msg = fmt.Sprintf("%s.%s: %d rows loaded, the dump recorded %d", quoteIdent(lt.t.Database), quoteIdent(lt.t.Name), lt.rows, lt.t.Rows)
+	} else if l.sums && lt.t.Checksum != "" {
+		got, err := s.rows("CHECKSUM TABLE " + quoteIdent(lt.tgt.staging) + "." + quoteIdent(lt.t.Name))
+		switch {
+		case err != nil:
+			msg = fmt.Sprintf("%s.%s: CHECKSUM TABLE: %v", quoteIdent(lt.t.Database), quoteIdent(lt.t.Name), err)
+		case len(got) == 0 || got[0][1] != lt.t.Checksum:
+			v := ""
+			if len(got) > 0 {
+				v = got[0][1]
+			}
+			msg = fmt.Sprintf("%s.%s: checksum %s after loading, %s at dump time", quoteIdent(lt.t.Database), quoteIdent(lt.t.Name), v, lt.t.Checksum)
+		default:
+			verified = true
+		}
+	}
+	l.verifyMu.Lock()
+	defer l.verifyMu.Unlock()
+	if msg != "" {
+		l.problems = append(l.problems, msg)
+	}
+	if verified {
+		l.res.Verified++
+	}
+	l.res.Tables++
+	l.res.Rows += lt.rows
 }
 
 // swap moves the staging tables into the target in one RENAME TABLE: the
