@@ -26,6 +26,7 @@ import (
 	"github.com/go-mysql-org/go-mysql/client"
 
 	"github.com/backup-runner/runner/internal/archiver"
+	"github.com/backup-runner/runner/internal/priority"
 	"github.com/backup-runner/runner/internal/repo"
 	"github.com/backup-runner/runner/internal/repo/local"
 	"github.com/backup-runner/runner/plugins/mysql/dump"
@@ -48,7 +49,16 @@ func main() {
 	seconds := fs.Float64("seconds", 10, "writer duration")
 	rate := fs.Int("rate", 200, "writer transactions per second")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile to this file")
+	nice := fs.Int("nice", priority.Default, "dump, restore: run at this nice value, as runner does by default (0: unchanged)")
 	_ = fs.Parse(os.Args[2:])
+	// The dump and restore run at runner's priority; the writer stands
+	// for the production load and keeps the normal one.
+	if os.Args[1] == "dump" || os.Args[1] == "restore" {
+		if err := priority.Lower(*nice); err != nil {
+			fmt.Fprintln(os.Stderr, "mysqlbench:", err)
+			os.Exit(1)
+		}
+	}
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		if err != nil {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/backup-runner/runner/internal/logging"
+	"github.com/backup-runner/runner/internal/priority"
 	"github.com/backup-runner/runner/runner"
 )
 
@@ -96,6 +97,7 @@ type globals struct {
 	logLevel  string
 	logFormat string
 	noColor   bool
+	nice      int
 
 	stdout, stderr io.Writer
 	log            *slog.Logger
@@ -112,6 +114,7 @@ func (g *globals) addFlags(fs *flag.FlagSet) {
 	fs.StringVar(&g.logLevel, "log-level", "", "log `level`: debug, info, warn, error (default warn)")
 	fs.StringVar(&g.logFormat, "log-format", "", "log `format`: text or json (default: text on a terminal, json otherwise)")
 	fs.BoolVar(&g.noColor, "no-color", false, "no colors in logs and diagnostics")
+	fs.IntVar(&g.nice, "nice", priority.Default, "run (and start plugins) at nice `value` N or lower priority, 0 to leave it as it is")
 }
 
 func defaultConfigDir() string {
@@ -209,6 +212,16 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	if g.now, err = runner.ClockFromEnv(); err != nil {
 		fmt.Fprintf(stderr, "runner: %v\n", err)
 		return exitUsage
+	}
+	// Backups yield the processor to the services they back up (a dump's
+	// compression waits for the database's queries, not the other way
+	// round). Set before any plugin starts, so that every plugin process
+	// inherits it; a plugin process has it already.
+	if cmd.name != "internal-plugin" {
+		if err := priority.Lower(g.nice); err != nil {
+			fmt.Fprintf(stderr, "runner: -nice: %v\n", err)
+			return exitUsage
+		}
 	}
 
 	// RUNNER_CPUPROFILE=FILE writes a CPU profile of the command, for
@@ -324,7 +337,7 @@ func commandFlagSet(c *command, g *globals, out io.Writer) *flag.FlagSet {
 	// values parsed before it are kept as defaults.
 	saved := *g
 	g.addFlags(fs)
-	g.dir, g.json, g.verbose, g.logLevel, g.logFormat, g.noColor = saved.dir, saved.json, saved.verbose, saved.logLevel, saved.logFormat, saved.noColor
+	g.dir, g.json, g.verbose, g.logLevel, g.logFormat, g.noColor, g.nice = saved.dir, saved.json, saved.verbose, saved.logLevel, saved.logFormat, saved.noColor, saved.nice
 	g.vars, g.varFiles = saved.vars, saved.varFiles
 	if c.flags != nil {
 		c.flags(fs)
@@ -352,5 +365,5 @@ func printUsage(w io.Writer) {
 	for _, c := range visible {
 		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.short)
 	}
-	fmt.Fprintf(w, "\nGlobal options (before or after the command): -C DIR, -var NAME=VALUE, -var-file FILE,\n  -json, -v, --log-level LEVEL, --log-format text|json, --no-color\n\nRun 'runner help COMMAND' for a command's options.\n")
+	fmt.Fprintf(w, "\nGlobal options (before or after the command): -C DIR, -var NAME=VALUE, -var-file FILE,\n  -json, -v, --log-level LEVEL, --log-format text|json, --no-color, -nice N\n\nRun 'runner help COMMAND' for a command's options.\n")
 }
