@@ -43,6 +43,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"validate", "extra"}, "validate takes no arguments"},
 		{[]string{"--log-level", "loud", "version"}, `unknown log level "loud"`},
 		{[]string{"version", "-bogus"}, "flag provided but not defined: -bogus"},
+		{[]string{"-nice", "20", "version"}, "-nice: nice value 20: want 0 (unchanged) to 19"},
+		{[]string{"version", "-nice", "-1"}, "-nice: nice value -1"},
 	} {
 		code, _, errs := runMain(tc.args...)
 		if code != exitUsage || !strings.Contains(errs, tc.want) {
