@@ -17,6 +17,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"runtime/debug"
 	"runtime/pprof"
 	"sort"
 	"strings"
@@ -32,7 +33,15 @@ import (
 	"github.com/backup-runner/runner/plugins/mysql/dump"
 )
 
+// gcPercent is cmd/runner's default (see its main.go): runner and its
+// plugin processes collect garbage at 1.5x the live heap, so the dump and
+// restore measured here do too, unless GOGC is set.
+const gcPercent = 50
+
 func main() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(gcPercent)
+	}
 	if len(os.Args) < 2 {
 		fmt.Fprintln(os.Stderr, "usage: mysqlbench gen|dump|restore|writer [flags]")
 		os.Exit(2)
