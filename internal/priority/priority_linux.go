@@ -56,12 +56,3 @@ func lowerThread(tid, n int) error {
 	}
 	return nil
 }
-
-// Nice returns the nice value of the calling thread.
-func Nice() (int, error) {
-	raw, err := unix.Getpriority(unix.PRIO_PROCESS, 0)
-	if err != nil {
-		return 0, fmt.Errorf("read the priority: %w", err)
-	}
-	return 20 - raw, nil
-}
