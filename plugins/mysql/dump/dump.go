@@ -258,12 +258,13 @@ func (d *dumper) snapshot() error {
 			return err
 		}
 	}
-	r, err := d.ctl.exec("SHOW MASTER STATUS")
+	status := binlogStatusQuery(m.Server)
+	r, err := d.ctl.exec(status)
 	if err != nil {
 		if c := errCode(err); c == mysql.ER_SPECIFIC_ACCESS_DENIED_ERROR || c == 1045 || c == 1044 {
 			return fmt.Errorf("user %q needs REPLICATION CLIENT to record the binlog position: %v", d.cfg.Conn.User, err)
 		}
-		return fmt.Errorf("SHOW MASTER STATUS: %w", err)
+		return fmt.Errorf("%s: %w", status, err)
 	}
 	if len(r.Values) > 0 {
 		m.BinlogFile = valueString(&r.Values[0][0])
@@ -286,6 +287,33 @@ func (d *dumper) snapshot() error {
 	unlocked = true
 	_, err = d.ctl.exec("UNLOCK TABLES")
 	return err
+}
+
+// binlogStatusQuery is the statement that reports the binary log's current
+// file and position on a server of this VERSION(): MySQL 8.2 renamed SHOW
+// MASTER STATUS to SHOW BINARY LOG STATUS and 8.4 removed the old name;
+// MariaDB keeps it (its own new name, SHOW BINLOG STATUS, dates from 10.5).
+// A version that cannot be parsed gets the old name, which every server
+// before MySQL 8.4 knows.
+func binlogStatusQuery(version string) string {
+	if strings.Contains(strings.ToLower(version), "mariadb") {
+		return "SHOW MASTER STATUS"
+	}
+	major, rest, _ := strings.Cut(version, ".")
+	maj, err1 := strconv.Atoi(major)
+	// The minor number runs to the next dot or suffix ("8.4.3", "8.0.36-0ubuntu0.22.04.1").
+	n := 0
+	for n < len(rest) && rest[n] >= '0' && rest[n] <= '9' {
+		n++
+	}
+	mnr, err2 := strconv.Atoi(rest[:n])
+	if err1 != nil || err2 != nil {
+		return "SHOW MASTER STATUS"
+	}
+	if maj > 8 || (maj == 8 && mnr >= 2) {
+		return "SHOW BINARY LOG STATUS"
+	}
+	return "SHOW MASTER STATUS"
 }
 
 func inList(names []string) string {

@@ -56,3 +56,26 @@ func TestFilterGlobs(t *testing.T) {
 		t.Error("include pattern without a dot")
 	}
 }
+
+// MySQL 8.4 removed SHOW MASTER STATUS; Debian ships only MariaDB, so the
+// choice of statement is checked here against the VERSION() strings of
+// the servers in question.
+func TestBinlogStatusQueryFollowsTheServerVersion(t *testing.T) {
+	for _, c := range []struct{ version, want string }{
+		{"10.11.19-MariaDB-0+deb12u1-log", "SHOW MASTER STATUS"},
+		{"11.8.2-MariaDB", "SHOW MASTER STATUS"},
+		{"5.7.44-log", "SHOW MASTER STATUS"},
+		{"8.0.36-0ubuntu0.22.04.1", "SHOW MASTER STATUS"},
+		{"8.1.0", "SHOW MASTER STATUS"},
+		{"8.2.0", "SHOW BINARY LOG STATUS"},
+		{"8.4.3", "SHOW BINARY LOG STATUS"},
+		{"9.1.0-commercial", "SHOW BINARY LOG STATUS"},
+		{"10.0.1", "SHOW BINARY LOG STATUS"}, // a MySQL 10, should there be one
+		{"", "SHOW MASTER STATUS"},
+		{"unknown", "SHOW MASTER STATUS"},
+	} {
+		if got := binlogStatusQuery(c.version); got != c.want {
+			t.Errorf("binlogStatusQuery(%q) = %q, want %q", c.version, got, c.want)
+		}
+	}
+}
