@@ -1,5 +1,6 @@
 # bench/report.awk: turns bench/run's measurements into the results.
 #
+#   awk -F, -v mode=median -f report.awk raw.csv   > medians.csv   one row per measurement, over repeated runs
 #   awk -F, -v mode=ratios -f report.awk raw.csv   > results.csv   adds the ratio rows
 #   awk -F, -v mode=table -v ds=NAME -f report.awk results.csv      one dataset's table and targets
 #   awk -F, -v mode=json -f report.awk results.csv                  the rows as a JSON array
@@ -29,7 +30,8 @@ NR == 1 { header = $0; next }
 }
 
 END {
-  if (mode == "ratios") ratios()
+  if (mode == "median") median()
+  else if (mode == "ratios") ratios()
   else if (mode == "table") table(ds)
   else if (mode == "json") json()
 }
@@ -55,6 +57,45 @@ function ratios(   d, s, i, r, o, t, others, st, note, line) {
         printf "%s,%s,runner/%s,%s,,,,,,,,,,%s\n", dss[d], STEPS[s], others[t], st, note
     }
   }
+}
+
+# median: the rows of one dataset, step and tool (BENCH_REPEAT runs of
+# each) become one, in the order first seen. Each number is the median of
+# that column over the runs that succeeded (each column on its own, so
+# wall and CPU may come from different runs); a failed run makes the row
+# failed, and a verification that was not ok wins over ones that were.
+function median(   i, k, key, keys, nk, c, m, vals, nv, one, line, st, ver, note, runs) {
+  print header
+  for (i = 1; i <= n; i++) {
+    key = F[i, 1] SUBSEP F[i, 2] SUBSEP F[i, 3]
+    if (!(key in rows)) { keys[++nk] = key; rows[key] = "" }
+    rows[key] = rows[key] " " i
+  }
+  for (k = 1; k <= nk; k++) {
+    runs = split(substr(rows[keys[k]], 2), m, " ")
+    st = "ok"; ver = ""; note = ""
+    for (i = 1; i <= runs; i++) {
+      if (F[m[i], 4] != "ok" && st == "ok") st = F[m[i], 4]
+      if (F[m[i], 13] != "" && (ver == "" || ver == "ok")) ver = F[m[i], 13]
+      if (F[m[i], 14] != "" && note == "") note = F[m[i], 14]
+    }
+    if (runs > 1) note = (note == "" ? "" : note "; ") "median of " runs " runs"
+    line = F[m[1], 1] "," F[m[1], 2] "," F[m[1], 3] "," st
+    for (c = 5; c <= 12; c++) {
+      nv = 0; delete vals
+      if (st == "ok") for (i = 1; i <= runs; i++) if (F[m[i], c] != "") { vals[++nv] = F[m[i], c] + 0; one = F[m[i], c] }
+      line = line "," (nv > 1 ? mid(vals, nv, c == 12) : nv ? one : "")
+    }
+    print line "," ver "," note
+  }
+}
+
+# mid returns the median of v[1..nv] (sorted here), as an integer for byte
+# counts; an even count averages the middle two.
+function mid(v, nv, whole,   i, j, t, x) {
+  for (i = 2; i <= nv; i++) { t = v[i]; for (j = i - 1; j >= 1 && v[j] > t; j--) v[j + 1] = v[j]; v[j + 1] = t }
+  x = (nv % 2) ? v[(nv + 1) / 2] : (v[nv / 2] + v[nv / 2 + 1]) / 2
+  return whole ? sprintf("%d", x) : sprintf("%.2f", x)
 }
 
 function fmt(x, p) { return x == "" ? "-" : sprintf("%." p "f", x) }
