@@ -143,6 +143,20 @@ func crc(b []byte) uint64 {
 	return h
 }
 
+// repoDirs makes a test's base directory with data and nas in it, and
+// names the state directory beside them.
+func repoDirs(t *testing.T) (base, data, nas, state string) {
+	t.Helper()
+	base = t.TempDir()
+	data, nas, state = filepath.Join(base, "data"), filepath.Join(base, "nas"), filepath.Join(base, "state")
+	for _, d := range []string{data, nas} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return base, data, nas, state
+}
+
 func applyJSON(t *testing.T, dir string) (result, map[string]any) {
 	t.Helper()
 	r := runner(t, nil, "-C", dir, "-json", "apply")
@@ -246,13 +260,7 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 // A flipped byte in a pack is found by check --read-data, which names the
 // pack and the file; restoring the file fails loudly.
 func TestCorruptPackFoundAndRestoreFails(t *testing.T) {
-	base := t.TempDir()
-	data, nas, state := filepath.Join(base, "data"), filepath.Join(base, "nas"), filepath.Join(base, "state")
-	for _, d := range []string{data, nas} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	base, data, nas, state := repoDirs(t)
 	rnd := rand.New(rand.NewSource(2))
 	b := make([]byte, 2<<20)
 	rnd.Read(b)
@@ -317,13 +325,7 @@ func TestCorruptPackFoundAndRestoreFails(t *testing.T) {
 // kill -9 in the middle of a backup, then a new backup: the repository
 // checks clean, and the second run uploads only what the first had not.
 func TestKilledBackupResumes(t *testing.T) {
-	base := t.TempDir()
-	data, nas, state := filepath.Join(base, "data"), filepath.Join(base, "nas"), filepath.Join(base, "state")
-	for _, d := range []string{data, nas} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	_, data, nas, state := repoDirs(t)
 	rnd := rand.New(rand.NewSource(3))
 	const files, fileSize = 60, 4 << 20
 	buf := make([]byte, fileSize)
@@ -370,13 +372,7 @@ func TestKilledBackupResumes(t *testing.T) {
 // runner restore JOB --force makes the tree exactly as it was (modes,
 // owners, times, symlinks), after a safety snapshot that undoes it.
 func TestFilesRestoreIntoPlace(t *testing.T) {
-	base := t.TempDir()
-	data, nas, state := filepath.Join(base, "data"), filepath.Join(base, "nas"), filepath.Join(base, "state")
-	for _, d := range []string{data, nas} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	_, data, nas, state := repoDirs(t)
 	makeTree(t, data, 1)
 	dir := repoConfig(t, data, nas, state, "")
 	mustInit(t, dir)
@@ -433,5 +429,48 @@ func TestFilesRestoreIntoPlace(t *testing.T) {
 	}
 	if _, ok := treeMeta(t, data)["added-later.txt"]; !ok || len(treeMeta(t, data)) != len(changed) {
 		t.Errorf("after undoing, the tree is not the changed one")
+	}
+}
+
+// restore --sparse: a disk image's runs of zeros come back as holes, with
+// the same bytes; without --to it is a usage error.
+func TestSparseRestore(t *testing.T) {
+	base, data, nas, state := repoDirs(t)
+	rnd := rand.New(rand.NewSource(5))
+	img := make([]byte, 40<<20)
+	rnd.Read(img[:1<<20])
+	rnd.Read(img[20<<20 : 21<<20])
+	if err := os.WriteFile(filepath.Join(data, "disk.img"), img, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dir := repoConfig(t, data, nas, state, "")
+	if r := runner(t, nil, "-C", dir, "init", "target.nas.home"); r.code != 0 {
+		t.Fatalf("init: %s", r)
+	}
+	if r := runner(t, nil, "-C", dir, "apply"); r.code != 0 {
+		t.Fatalf("apply: %s", r)
+	}
+	out := filepath.Join(base, "out")
+	r := runner(t, nil, "-C", dir, "restore", "data", "--to", out, "--sparse")
+	if r.code != 0 {
+		t.Fatalf("restore --sparse: %s", r)
+	}
+	mustContain(t, r, "left as holes")
+	p := filepath.Join(out, "data", "disk.img")
+	got, err := os.ReadFile(p)
+	if err != nil || !bytes.Equal(got, img) {
+		t.Fatalf("restored image differs (err %v)", err)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(p, &st); err != nil {
+		t.Fatal(err)
+	}
+	// 2 MiB of data; the chunks where data and zeros meet are written whole.
+	if st.Blocks*512 > 12<<20 {
+		t.Errorf("sparse restore: the 40 MiB image with 2 MiB of data takes %d bytes on disk", st.Blocks*512)
+	}
+	r = runner(t, nil, "-C", dir, "restore", "data", "--sparse")
+	if r.code != 1 || !strings.Contains(r.stderr, "--sparse needs --to DIR") {
+		t.Fatalf("--sparse without --to: %s", r)
 	}
 }

@@ -122,6 +122,8 @@ func SelectSnapshot(ctx context.Context, r *repo.Repository, job, idPrefix strin
 type RestoreOptions struct {
 	To      string   // directory to restore into (required in this version)
 	Include []string // paths relative to an item's root
+	// Sparse leaves all-zero chunks of files as holes (archiver.RestoreOptions.Sparse).
+	Sparse bool
 }
 
 // RestoreResult says what a restore wrote.
@@ -132,6 +134,7 @@ type RestoreResult struct {
 	Files    uint64 `json:"files"`
 	Dirs     uint64 `json:"dirs"`
 	Bytes    uint64 `json:"bytes"`
+	Holes    uint64 `json:"holes,omitempty"` // of Bytes, left as holes (Sparse)
 	Streams  int    `json:"streams"`
 }
 
@@ -149,13 +152,14 @@ func (e *Engine) RestoreSnapshot(ctx context.Context, r *repo.Repository, sn *re
 	for _, it := range sn.Items {
 		switch it.Kind {
 		case repo.ItemTree:
-			st, err := archiver.Restore(ctx, r, it, o.To, archiver.RestoreOptions{Include: o.Include, Owners: os.Geteuid() == 0, Log: e.log(), Progress: &e.restored})
+			st, err := archiver.Restore(ctx, r, it, o.To, archiver.RestoreOptions{Include: o.Include, Owners: os.Geteuid() == 0, Sparse: o.Sparse, Log: e.log(), Progress: &e.restored})
 			if err != nil {
 				return res, fmt.Errorf("restore item %q: %w", it.Name, err)
 			}
 			res.Files += st.Files
 			res.Dirs += st.Dirs
 			res.Bytes += st.Bytes
+			res.Holes += st.Holes
 		case repo.ItemStream:
 			if len(o.Include) > 0 {
 				continue

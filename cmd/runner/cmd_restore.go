@@ -25,6 +25,7 @@ type restoreOptions struct {
 	at         string
 	to         string
 	include    stringList
+	sparse     bool
 	toDatabase string
 	force      bool
 	dryRun     bool
@@ -70,6 +71,7 @@ restores files the plugin cannot restore in place (the files source) only with -
 			fs.StringVar(&o.at, "at", "", "restore the newest snapshot at or before this `time`")
 			fs.StringVar(&o.to, "to", "", "restore into this `directory`")
 			fs.Var(&o.include, "include", "with --to: restore only this `path`, as it appears under --to, e.g. data/a.txt for an item captured from /srv/data (repeatable)")
+			fs.BoolVar(&o.sparse, "sparse", false, "with --to: leave runs of zero bytes in files as holes instead of writing them (disk images, sparse database files); not for files that must stay fully allocated, such as swap files")
 			fs.StringVar(&o.toDatabase, "to-database", "", "through a database source: load into this `database` instead of the original")
 			fs.BoolVar(&o.force, "force", false, "through the source: replace existing data (tables of the same names)")
 			fs.BoolVar(&o.dryRun, "dry-run", false, "through the source: connect and check, change nothing")
@@ -93,6 +95,9 @@ func runRestore(ctx context.Context, g *globals, o restoreOptions, args []string
 	}
 	if throughSource && len(o.include) > 0 {
 		return usageError("--include needs --to DIR (without --to-database)")
+	}
+	if throughSource && o.sparse {
+		return usageError("--sparse needs --to DIR (without --to-database): restores through the source write the files themselves")
 	}
 	if o.snapshot != "" && o.at != "" {
 		return usageError("give --snapshot or --at, not both")
@@ -186,7 +191,7 @@ func runRestore(ctx context.Context, g *globals, o restoreOptions, args []string
 			if throughSource {
 				notes, err = eng.RestoreThroughSource(ctx, jr.Repo, j, sn, runner.SourceRestoreOptions{Options: srcOpts, Destination: o.to, DryRun: o.dryRun, Staging: staging})
 			} else {
-				res, err = eng.RestoreSnapshot(ctx, jr.Repo, sn, runner.RestoreOptions{To: o.to, Include: o.include})
+				res, err = eng.RestoreSnapshot(ctx, jr.Repo, sn, runner.RestoreOptions{To: o.to, Include: o.include, Sparse: o.sparse})
 			}
 		})
 	}
@@ -234,9 +239,13 @@ func runRestore(ctx context.Context, g *globals, o restoreOptions, args []string
 	if g.json {
 		return json.NewEncoder(g.stdout).Encode(res)
 	}
-	_, err = fmt.Fprintf(g.stdout, "Restored snapshot %s of %s (%s) into %s: %s, %s, %s, %s.\n",
+	holes := ""
+	if o.sparse {
+		holes = fmt.Sprintf(" (%s of it left as holes)", policies.FormatSize(int64(res.Holes)))
+	}
+	_, err = fmt.Fprintf(g.stdout, "Restored snapshot %s of %s (%s) into %s: %s, %s, %s, %s%s.\n",
 		res.Snapshot[:8], j.Name, res.Time, res.To, count(res.Files, "file", "files"), count(res.Dirs, "directory", "directories"),
-		count(res.Streams, "stream", "streams"), policies.FormatSize(int64(res.Bytes)))
+		count(res.Streams, "stream", "streams"), policies.FormatSize(int64(res.Bytes)), holes)
 	return err
 }
 

@@ -4,6 +4,7 @@ package archiver
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -33,6 +34,13 @@ type RestoreOptions struct {
 	// give files away, so callers set it to os.Geteuid() == 0 unless told
 	// otherwise; a failed chown is then an error.
 	Owners bool
+	// Sparse leaves holes where a file's chunks are all zero bytes
+	// instead of writing them, as cp --sparse=always does: a disk image or
+	// a database file with large unwritten regions then takes the space
+	// it took before. Off by default, because files that must be fully
+	// allocated (swap files, preallocated images) would come back with
+	// holes.
+	Sparse bool
 	Log    *slog.Logger
 	// Progress, if set, counts the files and bytes written as they are,
 	// for a progress display.
@@ -55,8 +63,10 @@ func (p *Progress) AddBytes(n int) { p.bytes.Add(uint64(n)) }
 // RestoreStats describe a restore.
 type RestoreStats struct {
 	Files, Dirs, Bytes uint64
-	Links              uint64 // hard links made to files restored earlier in the run
-	Special            uint64 // symlinks, FIFOs, sockets and device nodes
+	// Holes is the part of Bytes left unwritten as holes (Sparse).
+	Holes   uint64
+	Links   uint64 // hard links made to files restored earlier in the run
+	Special uint64 // symlinks, FIFOs, sockets and device nodes
 	// Warnings counts what could not be restored but does not fail a
 	// restore: extended attributes the destination refuses, device nodes
 	// when not root. Each is logged.
@@ -114,6 +124,7 @@ type restorer struct {
 	first map[[2]uint64]string // (device, inode) -> first path restored
 
 	files, dirCount, bytes, linkCount, specials, warnings atomic.Uint64
+	holes                                                 atomic.Uint64
 
 	mu   sync.Mutex
 	open map[*rfile]struct{} // created, not yet complete: removed on failure
@@ -194,7 +205,7 @@ func restore(ctx context.Context, r *repo.Repository, item repo.Item, dst string
 }
 
 func (rs *restorer) stats() RestoreStats {
-	return RestoreStats{Files: rs.files.Load(), Dirs: rs.dirCount.Load(), Bytes: rs.bytes.Load(),
+	return RestoreStats{Files: rs.files.Load(), Dirs: rs.dirCount.Load(), Bytes: rs.bytes.Load(), Holes: rs.holes.Load(),
 		Links: rs.linkCount.Load(), Special: rs.specials.Load(), Warnings: rs.warnings.Load()}
 }
 
@@ -337,7 +348,11 @@ func (rs *restorer) write(seg rseg, buf *[]byte) error {
 			return err
 		}
 		*buf = b
-		if err := pwriteAll(f.fd, b, f.offs[i]); err != nil {
+		if rs.o.Sparse && allZero(b) {
+			// The file was created empty: unwritten ranges read as zeros,
+			// and completeFile sets the size in case the hole is at the end.
+			rs.holes.Add(uint64(len(b)))
+		} else if err := pwriteAll(f.fd, b, f.offs[i]); err != nil {
 			return fmt.Errorf("write: %w", err)
 		}
 		rs.bytes.Add(uint64(len(b)))
@@ -349,6 +364,23 @@ func (rs *restorer) write(seg rseg, buf *[]byte) error {
 		return nil
 	}
 	return rs.completeFile(f)
+}
+
+// allZero reports whether b holds only zero bytes. Data chunks almost
+// never start with eight zero bytes, so the check costs nothing for them.
+func allZero(b []byte) bool {
+	for len(b) >= 8 {
+		if binary.NativeEndian.Uint64(b) != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func pwriteAll(fd int, b []byte, off int64) error {
@@ -367,6 +399,12 @@ func pwriteAll(fd int, b []byte, off int64) error {
 // change them.
 func (rs *restorer) completeFile(f *rfile) error {
 	n := f.node
+	if rs.o.Sparse {
+		// A trailing hole leaves the file short of its size.
+		if err := unix.Ftruncate(f.fd, int64(n.Size)); err != nil {
+			return fmt.Errorf("set size: %w", err)
+		}
+	}
 	if rs.o.Owners {
 		if err := unix.Fchown(f.fd, int(n.UID), int(n.GID)); err != nil {
 			return fmt.Errorf("chown: %w", err)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/backup-runner/runner/internal/repo"
 	"github.com/backup-runner/runner/internal/repo/pack"
+	"golang.org/x/sys/unix"
 )
 
 func TestIncludeRestore(t *testing.T) {
@@ -292,5 +293,62 @@ func TestFullRunVerifiesReusedChunks(t *testing.T) {
 	if st.Errors != 1 || len(st.Unreadable) != 1 || !strings.Contains(st.Unreadable[0], "victim.bin") ||
 		!strings.Contains(st.Unreadable[0], "copy of chunk "+nodes[i].Content[0].Short()+" is damaged") {
 		t.Fatalf("full run: %d errors %q", st.Errors, st.Unreadable)
+	}
+}
+
+// allocated is the space a file takes on disk.
+func allocated(t *testing.T, p string) int64 {
+	t.Helper()
+	var st unix.Stat_t
+	must(t, unix.Stat(p, &st))
+	return st.Blocks * 512
+}
+
+func TestSparseRestore(t *testing.T) {
+	r := newTestRepo(t, false)
+	root := filepath.Join(t.TempDir(), "img")
+	zeros := func(n int) []byte { return make([]byte, n) }
+	// Zeros in the middle and at the end (the size must still come out
+	// right), a file of zeros only, and ordinary files.
+	var img []byte
+	img = append(img, randBytes(1, 300<<10)...)
+	img = append(img, zeros(4<<20)...)
+	img = append(img, randBytes(2, 300<<10)...)
+	img = append(img, zeros(2<<20)...)
+	writeFile(t, filepath.Join(root, "disk.img"), img, 0o600)
+	writeFile(t, filepath.Join(root, "zero"), zeros(1<<20), 0o644)
+	writeFile(t, filepath.Join(root, "text"), textBytes(3, 200<<10), 0o644)
+	writeFile(t, filepath.Join(root, "empty"), nil, 0o644)
+	setTimesDeepestFirst(t, root)
+	it, _ := backup(t, r, Options{}, TreeSpec{Root: root})
+
+	dense := t.TempDir()
+	st, err := Restore(context.Background(), r.Repository, it, dense, RestoreOptions{Owners: isRoot()})
+	must(t, err)
+	if st.Holes != 0 {
+		t.Errorf("a restore without Sparse left %d bytes of holes", st.Holes)
+	}
+	compareTrees(t, root, filepath.Join(dense, "img"))
+	if a := allocated(t, filepath.Join(dense, "img", "disk.img")); a < int64(len(img)) {
+		t.Errorf("dense restore: disk.img takes %d bytes on disk, less than its %d (this file system makes holes of zeros itself?)", a, len(img))
+	}
+
+	sparse := t.TempDir()
+	st, err = Restore(context.Background(), r.Repository, it, sparse, RestoreOptions{Owners: isRoot(), Sparse: true})
+	must(t, err)
+	compareTrees(t, root, filepath.Join(sparse, "img"))
+	// Chunks are 16-256 KiB here, so all but the chunks where data and
+	// zeros meet are holes.
+	if st.Holes < 6<<20 || st.Holes > 7<<20 {
+		t.Errorf("sparse restore left %d bytes of holes, want about 7 MiB", st.Holes)
+	}
+	if a := allocated(t, filepath.Join(sparse, "img", "disk.img")); a > 2<<20 {
+		t.Errorf("sparse restore: disk.img takes %d bytes on disk, want about 600 KiB of data", a)
+	}
+	if a := allocated(t, filepath.Join(sparse, "img", "zero")); a != 0 {
+		t.Errorf("sparse restore: a file of zeros takes %d bytes on disk", a)
+	}
+	if a, want := allocated(t, filepath.Join(sparse, "img", "text")), int64(200<<10); a < want {
+		t.Errorf("sparse restore: text takes %d bytes on disk, want at least %d", a, want)
 	}
 }
