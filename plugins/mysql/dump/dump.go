@@ -190,7 +190,7 @@ func (d *dumper) prepare() error {
 		return err
 	}
 	d.res.Manifest.Format = Format
-	d.mariadb = strings.Contains(strings.ToLower(d.res.Manifest.Server), "mariadb")
+	d.mariadb = isMariaDB(d.res.Manifest.Server)
 	for range d.cfg.Parallel {
 		s, err := connect(d.ctx, d.cfg.Conn)
 		if err != nil {
@@ -289,6 +289,12 @@ func (d *dumper) snapshot() error {
 	return err
 }
 
+// isMariaDB tells MariaDB from MySQL by the server's VERSION(), which
+// names MariaDB ("10.11.19-MariaDB-0+deb12u1-log") and not MySQL.
+func isMariaDB(version string) bool {
+	return strings.Contains(strings.ToLower(version), "mariadb")
+}
+
 // binlogStatusQuery is the statement that reports the binary log's current
 // file and position on a server of this VERSION(): MySQL 8.2 renamed SHOW
 // MASTER STATUS to SHOW BINARY LOG STATUS and 8.4 removed the old name;
@@ -296,7 +302,7 @@ func (d *dumper) snapshot() error {
 // A version that cannot be parsed gets the old name, which every server
 // before MySQL 8.4 knows.
 func binlogStatusQuery(version string) string {
-	if strings.Contains(strings.ToLower(version), "mariadb") {
+	if isMariaDB(version) {
 		return "SHOW MASTER STATUS"
 	}
 	major, rest, _ := strings.Cut(version, ".")

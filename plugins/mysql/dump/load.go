@@ -663,7 +663,7 @@ func comparableServers(a, b string) bool {
 		if len(parts) < 2 {
 			return v
 		}
-		return parts[0] + "." + parts[1] + "/" + strconv.FormatBool(strings.Contains(strings.ToLower(v), "mariadb"))
+		return parts[0] + "." + parts[1] + "/" + strconv.FormatBool(isMariaDB(v))
 	}
 	return key(a) == key(b)
 }
