@@ -1,7 +1,7 @@
 # bench/report.awk: turns bench/run's measurements into the results.
 #
-#   awk -F, -v mode=median -f report.awk raw.csv   > medians.csv   one row per measurement, over repeated runs
-#   awk -F, -v mode=ratios -f report.awk raw.csv   > results.csv   adds the ratio rows
+#   awk -F, -v mode=median -f report.awk raw.csv   | ...           one row per measurement, over repeated runs
+#   awk -F, -v mode=ratios -f report.awk medians   > results.csv   adds the ratio rows
 #   awk -F, -v mode=table -v ds=NAME -f report.awk results.csv      one dataset's table and targets
 #   awk -F, -v mode=json -f report.awk results.csv                  the rows as a JSON array
 #
