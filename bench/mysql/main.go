@@ -17,7 +17,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
-	"runtime/debug"
 	"runtime/pprof"
 	"sort"
 	"strings"
@@ -27,21 +26,17 @@ import (
 	"github.com/go-mysql-org/go-mysql/client"
 
 	"github.com/backup-runner/runner/internal/archiver"
+	"github.com/backup-runner/runner/internal/gctune"
 	"github.com/backup-runner/runner/internal/priority"
 	"github.com/backup-runner/runner/internal/repo"
 	"github.com/backup-runner/runner/internal/repo/local"
 	"github.com/backup-runner/runner/plugins/mysql/dump"
 )
 
-// gcPercent is cmd/runner's default (see its main.go): runner and its
-// plugin processes collect garbage at 1.5x the live heap, so the dump and
-// restore measured here do too, unless GOGC is set.
-const gcPercent = 50
-
 func main() {
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(gcPercent)
-	}
+	// The dump and restore measured here collect garbage as runner and its
+	// plugin processes do.
+	gctune.Apply()
 	if len(os.Args) < 2 {
 		fmt.Fprintln(os.Stderr, "usage: mysqlbench gen|dump|restore|writer [flags]")
 		os.Exit(2)
