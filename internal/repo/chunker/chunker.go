@@ -147,21 +147,47 @@ func (t *Table) Cut(data []byte) int {
 // Avg and the loose one after. It returns the chunk's length, or 0 and
 // the hash after all of data when there is no boundary in it.
 func (t *Table) find(data []byte, i int, fp uint64) (int, uint64) {
-	// Locals keep the loops' table and masks in registers (about 5% faster).
-	gear, maskS, maskL := &t.gear, t.maskS, t.maskL
-	for normal := min(t.p.Avg, len(data)); i < normal; i++ {
-		fp = fp<<1 + gear[data[i]]
-		if fp&maskS == 0 {
-			return i + 1, fp
+	normal := min(t.p.Avg, len(data))
+	cut, fp, i := scan(&t.gear, data[:normal], i, fp, t.maskS)
+	if cut > 0 {
+		return cut, fp
+	}
+	cut, fp, _ = scan(&t.gear, data, i, fp, t.maskL)
+	return cut, fp
+}
+
+// scan rolls the gear hash fp over data from i on and returns the length
+// up to the first byte after which fp&mask is 0 with the hash there, or 0,
+// the hash after all of data and len(data).
+//
+// It takes two bytes a step. One byte at a time, every byte waits for the
+// previous one's shift and add; but two steps of fp<<1 + g fold into
+// fp<<2 + (g0<<1 + g1), whose inner sum does not depend on fp, so the
+// hash after the second byte is ready as soon as the first one's, and the
+// first one's is computed beside it. The arithmetic is the same modulo
+// 2^64, so the boundaries are exactly those of the byte-wise loop (which
+// TestScanMatchesBytewise checks); on the benchmark machine this runs at
+// 2.4 GB/s instead of 1.9.
+func scan(gear *[256]uint64, data []byte, i int, fp, mask uint64) (int, uint64, int) {
+	for ; i+1 < len(data); i += 2 {
+		b := data[i : i+2 : i+2] // one bounds check for both bytes
+		g0, g1 := gear[b[0]], gear[b[1]]
+		first := fp<<1 + g0
+		fp = fp<<2 + (g0<<1 + g1)
+		if first&mask == 0 {
+			return i + 1, first, i + 1
+		}
+		if fp&mask == 0 {
+			return i + 2, fp, i + 2
 		}
 	}
 	for ; i < len(data); i++ {
 		fp = fp<<1 + gear[data[i]]
-		if fp&maskL == 0 {
-			return i + 1, fp
+		if fp&mask == 0 {
+			return i + 1, fp, i + 1
 		}
 	}
-	return 0, fp
+	return 0, fp, i
 }
 
 // Chunker reads a stream and returns its chunks one by one. It scans for

@@ -263,3 +263,60 @@ func TestGrowingBufferKeepsBoundaries(t *testing.T) {
 		t.Fatalf("after Reset: %v, want %v", got, again)
 	}
 }
+
+// bytewiseFind is find written the plain way, one byte a step: the
+// definition the two-bytes-a-step scan must match exactly.
+func bytewiseFind(t *Table, data []byte, i int, fp uint64) (int, uint64) {
+	for ; i < len(data); i++ {
+		fp = fp<<1 + t.gear[data[i]]
+		mask := t.maskL
+		if i < t.p.Avg {
+			mask = t.maskS
+		}
+		if fp&mask == 0 {
+			return i + 1, fp
+		}
+	}
+	return 0, fp
+}
+
+// TestScanMatchesBytewise compares find with the byte-wise definition on
+// random and repetitive data, from odd and even resume points, with
+// lengths on either side of Avg, so that every branch of the paired loop
+// (a boundary after the first or the second byte of a pair, a leftover
+// odd byte, the switch between masks) is exercised.
+func TestScanMatchesBytewise(t *testing.T) {
+	rng := rand.New(rand.NewSource(9))
+	for k, p := range []Params{testParams(0), DefaultParams(DefaultSeed)} {
+		rounds := []int{3000, 150}[k] // the default chunks are 256 times larger
+		tab, err := NewTable(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sources := [][]byte{randomData(3*p.Max, 11), bytes.Repeat([]byte("wp_posts "), p.Max/3), make([]byte, 2*p.Max)}
+		firstOdd, secondOdd := false, false
+		for n := 0; n < rounds; n++ {
+			src := sources[n%len(sources)]
+			off := rng.Intn(len(src) - p.Max)
+			data := src[off : off+p.Min+rng.Intn(p.Max-p.Min)]
+			i := rng.Intn(len(data))
+			fp := rng.Uint64()
+			gotCut, gotFP := tab.find(data, i, fp)
+			wantCut, wantFP := bytewiseFind(tab, data, i, fp)
+			if gotCut != wantCut || gotFP != wantFP {
+				t.Fatalf("params %+v, len %d, from %d: find = (%d, %x), byte-wise = (%d, %x)",
+					p, len(data), i, gotCut, gotFP, wantCut, wantFP)
+			}
+			if gotCut > 0 {
+				if (gotCut-i)%2 == 1 {
+					firstOdd = true
+				} else {
+					secondOdd = true
+				}
+			}
+		}
+		if !firstOdd || !secondOdd {
+			t.Fatalf("params %+v: boundaries found only after one byte of a pair (first %v, second %v)", p, firstOdd, secondOdd)
+		}
+	}
+}
