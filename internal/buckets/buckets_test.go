@@ -41,3 +41,38 @@ func TestBits(t *testing.T) {
 		}
 	}
 }
+
+// Sort gives exactly what a comparison sort gives, whatever the spread of
+// the entries over the buckets: uniform, all in one bucket, most buckets
+// empty, and with duplicate entries.
+func TestSort(t *testing.T) {
+	type entry struct{ key, rest uint32 }
+	rng := rand.New(rand.NewPCG(3, 4))
+	const nb = 64
+	order := func(a, b entry) int {
+		if a.key != b.key {
+			return int(a.key) - int(b.key)
+		}
+		return int(a.rest) - int(b.rest)
+	}
+	spreads := map[string]func() uint32{
+		"uniform":    func() uint32 { return rng.Uint32() },
+		"one bucket": func() uint32 { return 5<<26 | rng.Uint32N(1<<26) },
+		"sparse":     func() uint32 { return rng.Uint32N(3) << 30 },
+		"duplicates": func() uint32 { return rng.Uint32N(8) << 26 },
+	}
+	for name, draw := range spreads {
+		for _, n := range []int{0, 1, 2, 7, 1000, 5000} {
+			s := make([]entry, n)
+			for i := range s {
+				s[i] = entry{draw(), rng.Uint32N(4)}
+			}
+			want := slices.Clone(s)
+			slices.SortFunc(want, order)
+			Sort(s, nb, func(e *entry) int { return int(e.key >> 26) }, order)
+			if !slices.Equal(s, want) {
+				t.Fatalf("%s, %d entries: not sorted like slices.SortFunc", name, n)
+			}
+		}
+	}
+}

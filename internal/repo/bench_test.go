@@ -19,6 +19,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/zeebo/blake3"
 
+	"github.com/backup-runner/runner/internal/repo/pack"
 	"github.com/backup-runner/runner/internal/repo/zstdenc"
 )
 
@@ -176,5 +177,38 @@ func BenchmarkSaveBlob(b *testing.B) {
 				b.Fatal(err)
 			}
 		})
+	}
+}
+
+// BenchmarkIndexLoad measures the in-memory part of opening a repository
+// of 250,000 blobs: adding the index objects' entries and sorting them.
+func BenchmarkIndexLoad(b *testing.B) {
+	const blobs, perPack = 250_000, 50
+	packs := make([]indexPack, 0, blobs/perPack)
+	rnd := randBytes(7, blobs*32+(blobs/perPack)*32)
+	for p := 0; p < blobs/perPack; p++ {
+		ip := indexPack{Entries: make([]pack.Entry, perPack)}
+		copy(ip.ID[:], rnd[len(rnd)-(p+1)*32:])
+		for i := range ip.Entries {
+			e := &ip.Entries[i]
+			e.Type, e.Length, e.RawLength, e.Offset = uint8(DataBlob), 1<<20, 1<<20, uint64(i)<<20
+			copy(e.ID[:], rnd[(p*perPack+i)*32:])
+		}
+		packs = append(packs, ip)
+	}
+	b.ResetTimer()
+	for range b.N {
+		m := newMemIndex()
+		m.beginLoad()
+		m.reserve(blobs)
+		for _, p := range packs {
+			if err := m.addPack(p); err != nil {
+				b.Fatal(err)
+			}
+		}
+		m.endLoad()
+		if len(m.sorted) != blobs {
+			b.Fatalf("%d entries, want %d", len(m.sorted), blobs)
+		}
 	}
 }

@@ -166,9 +166,8 @@ func (m *memIndex) endLoad() {
 	}
 	loaded := m.pending
 	m.pending = nil
-	// An unstable sort with a total order: several times faster than a
-	// stable sort on hundreds of thousands of entries.
-	slices.SortFunc(loaded, func(a, b indexEntry) int {
+	// A total order, so that an unstable sort gives one result.
+	order := func(a, b indexEntry) int {
 		if c := compareHandles(a.h, b.h); c != 0 {
 			return c
 		}
@@ -176,7 +175,16 @@ func (m *memIndex) endLoad() {
 			return cmp.Compare(a.loc.pack, b.loc.pack)
 		}
 		return cmp.Compare(a.loc.offset, b.loc.offset)
-	})
+	}
+	if slices.ContainsFunc(loaded, func(e indexEntry) bool { return e.h.Type > maxBucketType }) {
+		slices.SortFunc(loaded, order)
+	} else {
+		// Ids are uniformly random: sorting by bucket first is linear
+		// and, on 250,000 entries, several times faster than sorting by
+		// comparisons (BenchmarkIndexLoad).
+		m.bucketBits = buckets.Bits(len(loaded), 16)
+		buckets.Sort(loaded, (maxBucketType+1)<<m.bucketBits, func(e *indexEntry) int { return int(m.bucketKey(e.h)) }, order)
+	}
 	loaded = slices.CompactFunc(loaded, func(a, b indexEntry) bool { return a.h == b.h })
 	if len(m.sorted) == 0 {
 		m.sorted = slices.Clip(loaded)
