@@ -128,6 +128,11 @@ func Hostname() string {
 // saves a snapshot: packs and index first, then the snapshot document,
 // then the change cache for the next run.
 func (e *Engine) backup(ctx context.Context, j *config.Job, jp *JobPlan, opts ApplyOptions, st repo.Storage, src PluginClient, res *JobResult) error {
+	// The change cache is read while the repository opens: both are reads
+	// (cold, after a night's other work) and decodes of tens of MB on a
+	// big job, and the walk waits for both.
+	cache := e.preloadCache(j.Name)
+	defer cache.wait()
 	r, err := e.openRepo(ctx, j.Target, st, repo.LockShared)
 	if err != nil {
 		return err
@@ -143,7 +148,7 @@ func (e *Engine) backup(ctx context.Context, j *config.Job, jp *JobPlan, opts Ap
 		}
 	}
 
-	spec := captureSpec{full: jp.Full, tags: tags(opts)}
+	spec := captureSpec{full: jp.Full, tags: tags(opts), cache: cache}
 	if _, err := e.captureInto(ctx, r, j, src, spec, res); err != nil {
 		return err
 	}
@@ -165,6 +170,37 @@ type captureSpec struct {
 	tags []string          // the snapshot's tags
 	meta map[string]string // added to the source's metadata
 	role string            // the snapshot's role, default the job's
+	// cache is the job's change cache read ahead (preloadCache); nil:
+	// captureInto reads it.
+	cache *cachePreload
+}
+
+// cachePreload is a job's change cache being read in the background.
+type cachePreload struct {
+	done  chan struct{}
+	cache *archiver.Cache
+	err   error
+}
+
+// preloadCache starts reading a job's change cache; the caller must wait
+// for it (get or wait) before it returns.
+func (e *Engine) preloadCache(job string) *cachePreload {
+	p := &cachePreload{done: make(chan struct{})}
+	path := e.cachePath(job)
+	go func() {
+		defer close(p.done)
+		p.cache, p.err = archiver.ReadCache(path)
+	}()
+	return p
+}
+
+func (p *cachePreload) wait() { <-p.done }
+
+// get waits for the read and returns the cache if it is repository
+// repoID's (else an empty one) and the read's error.
+func (p *cachePreload) get(repoID string) (*archiver.Cache, error) {
+	p.wait()
+	return p.cache.For(repoID), p.err
 }
 
 // captureInto runs the source's capture into an open repository and saves
@@ -172,7 +208,13 @@ type captureSpec struct {
 // cache), filling res with what was captured.
 func (e *Engine) captureInto(ctx context.Context, r *repo.Repository, j *config.Job, src PluginClient, spec captureSpec, res *JobResult) (*repo.Snapshot, error) {
 	cachePath := e.cachePath(j.Name)
-	cache, cerr := archiver.LoadCache(cachePath, r.Config().ID)
+	var cache *archiver.Cache
+	var cerr error
+	if spec.cache != nil {
+		cache, cerr = spec.cache.get(r.Config().ID)
+	} else {
+		cache, cerr = archiver.LoadCache(cachePath, r.Config().ID)
+	}
 	if cerr != nil {
 		e.log().Warn("change cache unreadable; every file will be read", "job", j.Name, "cache", cachePath, "error", cerr)
 	}

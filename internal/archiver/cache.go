@@ -250,6 +250,29 @@ func (c *Cache) lookup(path string, st *unix.Stat_t) ([]repo.ID, []repo.Xattr, i
 // damaged file gives an empty cache and an error the caller should log:
 // the backup still works, it only reads everything.
 func LoadCache(path, repoID string) (*Cache, error) {
+	c, err := loadCache(path, repoID)
+	return c.For(repoID), err
+}
+
+// ReadCache reads a cache file whatever repository it was written for, so
+// that it can be read before the repository is open (and its id known):
+// Cache.For then keeps it only if it is that repository's. Like LoadCache,
+// it gives an empty cache for a missing file, and with an error for a
+// damaged one.
+func ReadCache(path string) (*Cache, error) { return loadCache(path, "") }
+
+// For returns c if it is the cache of repository repoID, else an empty
+// cache for it.
+func (c *Cache) For(repoID string) *Cache {
+	if c.repoID != repoID || repoID == "" {
+		return newCache(repoID)
+	}
+	return c
+}
+
+// loadCache reads a cache file; repoID "" accepts any repository's, else
+// reading stops as soon as the file turns out to be another one's.
+func loadCache(path, repoID string) (*Cache, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return newCache(repoID), nil
@@ -313,7 +336,9 @@ func decodeCache(hr *hashReader, size int64, repoID string) (*Cache, error) {
 	if err != nil {
 		return nil, err
 	}
-	if string(id) != repoID {
+	if repoID == "" {
+		repoID = string(id)
+	} else if string(id) != repoID {
 		return nil, errOtherRepo
 	}
 	count, err := hr.uvarint()

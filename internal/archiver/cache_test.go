@@ -184,6 +184,21 @@ func TestCacheFile(t *testing.T) {
 	if c, err := LoadCache(p, "other"); err != nil || c.Len() != 0 {
 		t.Errorf("other repository: %v, %d entries", err, c.Len())
 	}
+	// Read before the repository is known (ReadCache), it is kept only
+	// for its own repository.
+	unowned, err := ReadCache(p)
+	if err != nil || unowned.Len() != d.Len() {
+		t.Fatalf("ReadCache: %v, %d entries, want %d", err, unowned.Len(), d.Len())
+	}
+	if c := unowned.For(id); c.Len() != d.Len() {
+		t.Errorf("ReadCache then For(own id): %d entries, want %d", c.Len(), d.Len())
+	}
+	if c := unowned.For("other"); c.Len() != 0 {
+		t.Errorf("ReadCache then For(other id): %d entries", c.Len())
+	}
+	if c, err := ReadCache(filepath.Join(dir, "missing")); err != nil || c.For(id).Len() != 0 {
+		t.Errorf("ReadCache of a missing file: %v", err)
+	}
 
 	// Damage anywhere is an error, with an empty cache.
 	good, err := os.ReadFile(p)
