@@ -1,12 +1,14 @@
 package dump
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"regexp"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -409,9 +411,11 @@ func (d *dumper) plan() error {
 	if err := d.columns(in, byName); err != nil {
 		return err
 	}
-	// Units: per database its tables, then its objects.
+	// Units: per database its tables, interleaved (interleaveParts), then
+	// its objects.
 	for i := range m.Databases {
 		db := &m.Databases[i]
+		first := len(d.units)
 		for _, t := range d.tables {
 			if t.db != db.Name {
 				continue
@@ -420,6 +424,7 @@ func (d *dumper) plan() error {
 				return err
 			}
 		}
+		interleaveParts(d.units[first:])
 		d.units = append(d.units, &unit{kind: KindObjects, db: db, item: Item{Name: db.ObjectsItem, Meta: map[string]string{
 			MetaFormat: Format, MetaKind: KindObjects, MetaDatabase: db.Name,
 		}}})
@@ -480,6 +485,28 @@ func (d *dumper) columns(in string, byName map[string]*tableInfo) error {
 		}
 	}
 	return nil
+}
+
+// interleaveParts orders the parts of a database's tables so that every
+// table is spread over the whole dump in proportion to its size: part p
+// of n goes where the table is (p - 1/2)/n of the way through, larger
+// tables first among equals; each table's parts stay in order, part 1
+// (with CREATE TABLE) first. The order is the snapshot's item order, which
+// a restore reads in: table by table, it ended with the largest table
+// alone, and under innodb_autoinc_lock_mode = 1 (the default) a table
+// with an AUTO_INCREMENT column takes one LOAD DATA at a time, so the
+// other connections waited for the table lock with a core idle. With the
+// parts interleaved, the other tables load beside it (bench/mysql's
+// database: 11.4-12.9 s against 9.4-11.1 s, binlog off, runs alternated).
+// The dump itself takes the same time.
+func interleaveParts(units []*unit) {
+	at := func(u *unit) float64 { return (float64(u.part) - 0.5) / float64(u.parts) }
+	slices.SortStableFunc(units, func(a, b *unit) int {
+		if c := cmp.Compare(at(a), at(b)); c != 0 {
+			return c
+		}
+		return cmp.Compare(b.t.dataBytes, a.t.dataBytes)
+	})
 }
 
 // tableUnits cuts a table into parts by primary key range when it is
