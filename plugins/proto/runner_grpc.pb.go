@@ -1,7 +1,7 @@
 // The runner plugin protocol, version 1.
 //
 // A plugin is a separate process started by the runner host through
-// hashicorp/go-plugin (gRPC, AutoMTLS). One plugin binary may provide several
+// hashicorp/go-plugin (gRPC, mutual TLS). One plugin binary may provide several
 // block types of several kinds (sources, targets, hooks, notifiers) and HCL
 // functions. Configuration values cross the boundary as msgpack-encoded cty
 // values; both sides know the type from the schema the plugin published.

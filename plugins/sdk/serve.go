@@ -2,6 +2,7 @@ package sdk
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -50,6 +51,12 @@ func Serve(p *Plugin) {
 		fmt.Fprintf(stderr, "runner plugin %q is invalid:\n%v\n", name, err)
 		os.Exit(1)
 	}
+	// Read (and removed from the environment) before anything else runs.
+	localTLS, err := rpc.ServerTLSFromEnv()
+	if err != nil {
+		fmt.Fprintf(stderr, "runner plugin %q: %v\n", p.Name, err)
+		os.Exit(1)
+	}
 	log := Logger()
 	srv := rpc.NewServer(p, log)
 
@@ -61,7 +68,12 @@ func Serve(p *Plugin) {
 		watchParent(stop, srv, log)
 	}()
 
+	var tlsProvider func() (*tls.Config, error)
+	if localTLS != nil {
+		tlsProvider = func() (*tls.Config, error) { return localTLS, nil }
+	}
 	plugin.Serve(&plugin.ServeConfig{
+		TLSProvider:      tlsProvider,
 		HandshakeConfig:  rpc.Handshake,
 		VersionedPlugins: rpc.VersionedPlugins(&rpc.GRPCPlugin{Impl: srv}),
 		GRPCServer:       plugin.DefaultGRPCServer,
