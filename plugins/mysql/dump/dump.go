@@ -492,13 +492,13 @@ func (d *dumper) columns(in string, byName map[string]*tableInfo) error {
 // of n goes where the table is (p - 1/2)/n of the way through, larger
 // tables first among equals; each table's parts stay in order, part 1
 // (with CREATE TABLE) first. The order is the snapshot's item order, which
-// a restore reads in: table by table, it ended with the largest table
-// alone, and under innodb_autoinc_lock_mode = 1 (the default) a table
-// with an AUTO_INCREMENT column takes one LOAD DATA at a time, so the
-// other connections waited for the table lock with a core idle. With the
-// parts interleaved, the other tables load beside it (bench/mysql's
-// database: 11.4-12.9 s against 9.4-11.1 s, binlog off, runs alternated).
-// The dump itself takes the same time.
+// a restore reads in. With the tables one after the other, a restore ended
+// with the largest table loading alone; under innodb_autoinc_lock_mode = 1
+// (the default) a table with an AUTO_INCREMENT column takes one LOAD DATA
+// at a time, so the other connections waited for its table lock with a
+// core idle. With the parts interleaved, the other tables load beside it
+// (bench/mysql's database, binlog off, runs alternated: 9.4-11.1 s against
+// 11.4-12.9 s). The dump itself takes the same time.
 func interleaveParts(units []*unit) {
 	at := func(u *unit) float64 { return (float64(u.part) - 0.5) / float64(u.parts) }
 	slices.SortStableFunc(units, func(a, b *unit) int {
