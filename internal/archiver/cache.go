@@ -248,31 +248,9 @@ func (c *Cache) lookup(path string, st *unix.Stat_t) ([]repo.ID, []repo.Xattr, i
 // LoadCache reads a cache file. A missing file, or one written for another
 // repository, gives an empty cache and no error (every file is read). A
 // damaged file gives an empty cache and an error the caller should log:
-// the backup still works, it only reads everything.
+// the backup still works, it only reads everything. repoID "" accepts the
+// cache of any repository (ReadCache).
 func LoadCache(path, repoID string) (*Cache, error) {
-	c, err := loadCache(path, repoID)
-	return c.For(repoID), err
-}
-
-// ReadCache reads a cache file whatever repository it was written for, so
-// that it can be read before the repository is open (and its id known):
-// Cache.For then keeps it only if it is that repository's. Like LoadCache,
-// it gives an empty cache for a missing file, and with an error for a
-// damaged one.
-func ReadCache(path string) (*Cache, error) { return loadCache(path, "") }
-
-// For returns c if it is the cache of repository repoID, else an empty
-// cache for it.
-func (c *Cache) For(repoID string) *Cache {
-	if c.repoID != repoID || repoID == "" {
-		return newCache(repoID)
-	}
-	return c
-}
-
-// loadCache reads a cache file; repoID "" accepts any repository's, else
-// reading stops as soon as the file turns out to be another one's.
-func loadCache(path, repoID string) (*Cache, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return newCache(repoID), nil
@@ -290,6 +268,22 @@ func loadCache(path, repoID string) (*Cache, error) {
 		return newCache(repoID), fmt.Errorf("change cache %s: %w", path, err)
 	}
 	return c, nil
+}
+
+// ReadCache reads a cache file whatever repository it was written for, so
+// that it can be read before the repository is open (and its id known):
+// Cache.For then keeps it only if it is that repository's. Like LoadCache,
+// it gives an empty cache for a missing file, and with an error for a
+// damaged one.
+func ReadCache(path string) (*Cache, error) { return LoadCache(path, "") }
+
+// For returns c if it is the cache of repository repoID, else an empty
+// cache for it.
+func (c *Cache) For(repoID string) *Cache {
+	if c.repoID != repoID || repoID == "" {
+		return newCache(repoID)
+	}
+	return c
 }
 
 var errCacheCorrupt = errors.New("damaged cache file")
