@@ -86,7 +86,10 @@ func TestServerTLSFromEnvErrors(t *testing.T) {
 	}
 	_, good, _ := strings.Cut(lt.Env(), "=")
 	f := strings.Split(good, ".")
-	other, _ := NewLocalTLS()
+	other, err := NewLocalTLS()
+	if err != nil {
+		t.Fatal(err)
+	}
 	_, otherValue, _ := strings.Cut(other.Env(), "=")
 	for name, v := range map[string]string{
 		"two fields":       f[0] + "." + f[1],
